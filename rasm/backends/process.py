@@ -1,0 +1,574 @@
+"""Process backend: the multias interface on a stock kernel.
+
+How a guest is laid out (DESIGN.md, "Process backend"):
+
+* The guest's own process P keeps the guest's identity: its pid, its parent,
+  the exit status its parent sees, signals sent to its pid, its timers.
+  Until the first ``new_as`` it simply runs the guest, with only syscalls
+  600-602 trapped.
+* The first ``new_as`` clones P into H0, which holds slot 0; the guest's
+  registers move to H0 and P parks in ``rt_sigsuspend`` on the stub page,
+  where every signal addressed to the guest wakes it and is forwarded to the
+  running holder (``signals.py``).
+* Every slot k is held by its own process H_k, a clone (no CLONE_VM, shared
+  files and fs) of the holder it duplicates: its memory *is* the AS.  A
+  switch moves general registers, extended state and signal mask into the
+  target holder and resumes it; the others wait in ptrace stops.  Guest
+  switches between filled slots are served by ``rasm_serve`` in C.
+* Holders carry a second seccomp filter (``emulation.TABLE_TRACED``) so that
+  what must look like one process does: see ``emulation.py``.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import struct
+import time
+from collections import deque
+from collections.abc import Sequence
+
+from .. import seccomp
+from .._native import ffi, lib
+from ..abi import MULTIAS_SYSCALLS, N_MM, NR_SWITCH_AS
+from ..arch import current as arch
+from ..errors import (
+    BadSlot,
+    InjectionError,
+    NoFreeSlot,
+    RasmError,
+    SlotBusy,
+    TraceeGone,
+    UnsupportedOperation,
+    WaitTimeout,
+    raise_for_errno,
+)
+from ..events import Event
+from ..inject import (
+    EVENT_CLONE,
+    EVENT_EXEC,
+    EVENT_FORK,
+    EVENT_SECCOMP,
+    EVENT_STOP,
+    EVENT_VFORK,
+    PTRACE_DETACH,
+    PTRACE_INTERRUPT,
+    PTRACE_SEIZE,
+    TRACE_OPTIONS,
+    RemoteProcess,
+    check,
+    event_of,
+    install_stub,
+    wait,
+)
+from . import emulation
+from .signals import SignalRouter
+
+CLONE_VM, CLONE_FS, CLONE_FILES = 0x100, 0x200, 0x400
+CLONE_PARENT, CLONE_THREAD, CLONE_SYSVSEM = 0x8000, 0x10000, 0x40000
+# Holders share files and fs (cwd, umask) with the guest; CLONE_PARENT makes
+# them the controller's children (for spawned guests), so that the guest's
+# wait() never sees them and we can reap them.
+HOLDER_CLONE_FLAGS = CLONE_PARENT | CLONE_FS | CLONE_FILES | CLONE_SYSVSEM
+EAGAIN, ECHILD, EINTR = 11, 10, 4
+SECCOMP_SET_MODE_FILTER = 1
+PR_SET_NO_NEW_PRIVS = 38
+
+
+class Session:
+    """Routes wait statuses to the guest that owns each process."""
+
+    def __init__(self) -> None:
+        self.owners: dict[int, tuple[ProcessGuest, RemoteProcess]] = {}
+        self.early: dict[int, int] = {}  # first stops of not-yet-announced children
+        self.ctx = ffi.new("struct rasm_ctx *")
+        self._status = ffi.new("int *")
+
+    def register(self, guest: ProcessGuest, proc: RemoteProcess) -> None:
+        self.owners[proc.pid] = (guest, proc)
+
+    def forget(self, pid: int) -> None:
+        self.owners.pop(pid, None)
+        self.early.pop(pid, None)
+
+    def first_stop(self, pid: int) -> int:
+        """The first stop of an auto-attached child (maybe already seen)."""
+        if pid in self.early:
+            return self.early.pop(pid)
+        return wait(pid)[1]
+
+    def pump(self, guest: ProcessGuest, block: bool) -> bool:
+        """Handle one wait status; False when ``block`` is off and none was ready."""
+        table = guest.export_table()
+        r = lib.rasm_serve(table, self.ctx, self._status, 0 if block else os.WNOHANG)
+        guest.import_table()
+        if r == -EINTR or r == 0:
+            return r != 0
+        if r == -ECHILD:
+            raise TraceeGone(f"guest {guest.pid}: no traced process left")
+        check(r, "waitpid")
+        self.route(r, self._status[0])
+        return True
+
+    def route(self, pid: int, status: int) -> None:
+        owner = self.owners.get(pid)
+        if owner is None:
+            if os.WIFSTOPPED(status):
+                self.early[pid] = status
+            return
+        guest, proc = owner
+        proc.note_stop(status)
+        guest.on_stop(proc, status)
+
+
+SESSION = Session()
+
+
+class ProcessGuest:
+    """A guest on the process backend (see the module docstring)."""
+
+    backend = "process"
+
+    def __init__(self, proc: RemoteProcess, nslots: int, autonomous: bool = False):
+        self.session = SESSION
+        self.identity = proc
+        self.pid = proc.pid
+        self.nslots = nslots
+        self.slots: list[RemoteProcess | None] = [None] * nslots
+        self.current = 0
+        self.table = False
+        self.threads: dict[int, RemoteProcess] = {}
+        self.shares_mm = False  # a CLONE_VM child before its exec
+        self.autonomous = autonomous  # forked children run without a user
+        self.events: deque[Event] = deque()
+        self.finished: Event | None = None
+        self.final_reported = False
+        self.reporting = False
+        self.attached = False
+        self.signals = SignalRouter(self)
+        self._ctable = ffi.new("struct rasm_table *")
+        self.session.register(self, proc)
+
+    # -- state ----------------------------------------------------------------
+    @property
+    def running(self) -> RemoteProcess:
+        """The process that runs (or will run) the guest's code."""
+        holder = self.slots[self.current] if self.table else None
+        return holder or self.identity
+
+    @property
+    def holders(self) -> list[RemoteProcess]:
+        return [h for h in self.slots if h is not None]
+
+    @property
+    def current_as(self) -> int:
+        return self.current
+
+    @property
+    def address_spaces(self) -> list[int]:
+        if not self.table:
+            return [0]
+        return [i for i, h in enumerate(self.slots) if h is not None]
+
+    def export_table(self):
+        t = self._ctable
+        t.nslots = self.nslots
+        for i in range(self.nslots):
+            h = self.slots[i]
+            t.pids[i] = h.pid if h is not None else 0
+        # Only a running guest with a table can hop in C.
+        fast = self.table and not self.reporting and not self.running.stopped
+        t.current = self.current if fast else -1
+        t.report_switches = 0
+        t.nr_switch = NR_SWITCH_AS
+        self._exported_current = t.current
+        return t
+
+    def import_table(self) -> None:
+        """Take over hops that rasm_serve made in C."""
+        new = self._ctable.current
+        if new == self._exported_current or new < 0:
+            return
+        old = self.slots[self.current]
+        if old is not None:
+            old.stopped = True
+            old.drop_saved_state()
+            old._regs = None
+        self.current = new
+        target = self.slots[new]
+        target.stopped = False
+        target._regs = None
+
+    def _stopped_running(self, what: str) -> RemoteProcess:
+        if self.finished:
+            raise TraceeGone(f"{what}: guest {self.pid} has {self.finished}")
+        proc = self.running
+        if not proc.stopped:
+            raise InjectionError(f"{what}: guest {self.pid} is running; wait() for an event first")
+        return proc
+
+    def _slot(self, n: int, what: str) -> RemoteProcess:
+        if not isinstance(n, int) or not 0 <= n < self.nslots or not self.table:
+            raise BadSlot(f"{what}: no address space {n}")
+        holder = self.slots[n]
+        if holder is None:
+            raise BadSlot(f"{what}: slot {n} is empty")
+        return holder
+
+    # -- the multias operations -------------------------------------------------
+    def new_as(self) -> int:
+        src = self._stopped_running("new_as")
+        if self.threads or self.shares_mm:
+            raise SlotBusy("new_as: the guest shares its memory with another task")
+        if not self.table:
+            self._create_table(src)
+            src = self.slots[0]
+        try:
+            n = self.slots.index(None)
+        except ValueError:
+            raise NoFreeSlot(f"new_as: all {self.nslots} slots are in use") from None
+        self.slots[n] = self._clone_holder(src)
+        return n
+
+    def switch_as(self, n: int) -> None:
+        src = self._stopped_running("switch_as")
+        dst = self._slot(n, "switch_as")
+        if n == self.current:
+            return
+        self._move_context(src, dst)
+        self.current = n
+
+    def drop_as(self, n: int) -> None:
+        self._stopped_running("drop_as")
+        holder = self._slot(n, "drop_as")
+        if n == self.current:
+            raise SlotBusy(f"drop_as: slot {n} is the current address space")
+        self.slots[n] = None
+        self._kill_and_reap(holder)
+
+    def process_for(self, space: int | None) -> RemoteProcess:
+        if self.finished:
+            raise TraceeGone(f"guest {self.pid} has {self.finished}")
+        if space is None or (space == 0 and not self.table):
+            return self.running
+        return self._slot(space, "address space")
+
+    def set_reporting(self, on: bool) -> None:
+        self.reporting = bool(on)
+
+    # -- building the table -------------------------------------------------------
+    def _create_table(self, p: RemoteProcess) -> None:
+        h0 = self._clone_holder(p)
+        try:
+            self._install_filter(h0, emulation.table_filter(self.pid))
+        except RasmError:
+            self._kill_and_reap(h0)
+            raise
+        self.slots[0] = h0
+        self.current = 0
+        self.table = True
+        self._move_context(p, h0)
+        self.park_identity()
+
+    def _clone_holder(self, src: RemoteProcess) -> RemoteProcess:
+        pid = src.call("clone", HOLDER_CLONE_FLAGS, 0, 0, 0, 0)
+        holder = RemoteProcess(pid, stopped=True, stop_status=self.session.first_stop(pid))
+        self.session.register(self, holder)
+        return holder
+
+    @staticmethod
+    def _install_filter(proc: RemoteProcess, prog: bytes) -> None:
+        fprog = struct.pack("<HxxxxxxQ", len(prog) // 8, arch.SCRATCH_ADDR + 16)
+        proc.write(arch.SCRATCH_ADDR, fprog + prog)
+        proc.call("seccomp", SECCOMP_SET_MODE_FILTER, 0, arch.SCRATCH_ADDR)
+
+    def _move_context(self, src: RemoteProcess, dst: RemoteProcess) -> None:
+        """Carry the guest's registers, extended state and signal mask."""
+        ctx = self.session.ctx
+        check(lib.rasm_save_ctx(src.pid, ctx), "save context")
+        regs = src.regs()  # as it stopped, not as injection left it
+        arch.canonicalize(regs)
+        ctx.regs = regs[0]
+        if src._saved_mask is not None:
+            ctx.sigmask = src._saved_mask
+        check(lib.rasm_load_ctx(dst.pid, ctx), "load context")
+        dst.adopt_regs(regs)
+        src.drop_saved_state()
+        src._regs = None
+
+    def park_identity(self) -> None:
+        """Send P to wait for signals in rt_sigsuspend on the stub page."""
+        p = self.identity
+        regs = p.regs()
+        arch.set_park(regs)
+        p.set_regs(regs)
+        p.drop_saved_state()
+        p.resume()
+
+    def identity_stopped(self) -> _IdentityStop:
+        """Context manager: P stopped (interrupted if parked) for injection."""
+        return _IdentityStop(self)
+
+    # -- ending -----------------------------------------------------------------
+    def _kill_and_reap(self, proc: RemoteProcess) -> None:
+        self.session.forget(proc.pid)
+        if proc.alive:
+            try:
+                os.kill(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            while proc.alive:
+                try:
+                    _, status = wait(proc.pid)
+                except TraceeGone:
+                    break
+                proc.note_stop(status)
+        proc.alive = proc.stopped = False
+        proc.close()
+
+    def finish(self, event: Event) -> None:
+        """The guest is over: kill whatever is left and record ``event``."""
+        for proc in [*self.holders, *self.threads.values(), self.identity]:
+            self._kill_and_reap(proc)
+        self.slots = [None] * self.nslots
+        self.threads.clear()
+        self.table = False
+        if self.finished is None:
+            self.finished = event
+            self.report(event)
+
+    def kill(self) -> None:
+        if self.finished is None:
+            self.finish(Event("killed", self.pid, signal=signal.SIGKILL))
+
+    def detach(self) -> None:
+        if self.finished is not None:
+            return
+        if self.table or self.threads:
+            raise UnsupportedOperation(
+                "detach: the guest holds address spaces (or threads); only kill() can end it"
+            )
+        p = self._stopped_running("detach")
+        p.restore()
+        p.ptrace(PTRACE_DETACH)
+        self.session.forget(p.pid)
+        p.close()
+        self.finished = Event("detached", self.pid)
+
+    def close(self) -> None:
+        """End tracing: detach an attached guest when possible, else kill."""
+        if self.attached and self.finished is None and not self.table and not self.threads:
+            try:
+                self.detach()
+                return
+            except (InjectionError, TraceeGone):
+                pass
+        self.kill()
+
+    def drop_table_after_exec(self) -> None:
+        for holder in self.holders:
+            self._kill_and_reap(holder)
+        self.slots = [None] * self.nslots
+        self.table = False
+        self.current = 0
+
+    # -- events -----------------------------------------------------------------
+    def report(self, event: Event) -> None:
+        """Queue ``event`` for wait(); autonomous guests carry on by themselves."""
+        if not self.autonomous:
+            self.events.append(event)
+            return
+        if event.kind == "signal":
+            self.cont()
+        elif not event.finished:
+            self.cont(0)
+        else:
+            self.session.forget(self.pid)
+
+    def on_stop(self, proc: RemoteProcess, status: int) -> None:
+        if not proc.alive:
+            self._on_death(proc, status)
+            return
+        event = event_of(status)
+        if event == EVENT_SECCOMP:
+            emulation.dispatch(self, proc, proc.event_msg())
+        elif event in (EVENT_FORK, EVENT_VFORK, EVENT_CLONE):
+            self._on_child(proc, proc.event_msg(), event)
+        elif event == EVENT_EXEC:
+            self.shares_mm = False
+            if self.table:
+                self.drop_table_after_exec()
+            self.report(Event("exec", self.pid))
+        elif event == EVENT_STOP or proc in self.threads.values():
+            proc.resume(proc.stop_signal if not event else 0)
+        elif proc is self.identity and self.table:
+            self.signals.at_identity(proc)
+        elif proc is self.running:
+            self.signals.at_running(proc)
+        else:
+            proc.resume(proc.stop_signal)
+
+    def _on_death(self, proc: RemoteProcess, status: int) -> None:
+        self.session.forget(proc.pid)
+        if proc.pid in self.threads:
+            del self.threads[proc.pid]
+            return
+        if proc is self.identity:
+            if os.WIFEXITED(status):
+                self.finish(Event("exited", self.pid, code=os.WEXITSTATUS(status)))
+            else:
+                self.finish(Event("killed", self.pid, signal=os.WTERMSIG(status)))
+            return
+        # A holder died without us killing it: the guest dies the same way.
+        sig = os.WTERMSIG(status) if os.WIFSIGNALED(status) else signal.SIGKILL
+        self.slots = [h if h is not proc else None for h in self.slots]
+        self.signals.die_with(sig)
+
+    def _on_child(self, parent: RemoteProcess, child: int, event: int) -> None:
+        status = self.session.first_stop(child)
+        proc = RemoteProcess(child, stopped=True, stop_status=status)
+        if _tgid(child) == self.pid:
+            self.threads[child] = proc
+            self.session.register(self, proc)
+        else:
+            guest = ProcessGuest(proc, self.nslots, autonomous=True)
+            guest.shares_mm = event == EVENT_VFORK or _same_mm(parent.pid, child)
+            self.report(Event("fork", self.pid, child=child))
+        parent.resume()
+        proc.resume()
+
+    # -- the public control loop --------------------------------------------------
+    def cont(self, sig: int | None = None) -> None:
+        proc = self._stopped_running("cont")
+        self.signals.resume_running(proc, sig)
+
+    def wait(self, timeout: float | None = None) -> Event:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not self.events:
+            if self.finished is not None:
+                raise TraceeGone(f"guest {self.pid} has {self.finished}")
+            if deadline is None:
+                self.session.pump(self, block=True)
+            elif not self.session.pump(self, block=False):
+                if time.monotonic() >= deadline:
+                    raise WaitTimeout(f"guest {self.pid}: no event within {timeout}s")
+                time.sleep(0.0005)
+        return self.events.popleft()
+
+
+class _IdentityStop:
+    """``with guest.identity_stopped():`` P is in a ptrace stop inside.
+
+    A parked P is interrupted (PTRACE_INTERRUPT) and parked again on the way
+    out; signals that reach it meanwhile are forwarded afterwards.
+    """
+
+    def __init__(self, guest: ProcessGuest):
+        self.guest = guest
+        self.was_parked = False
+
+    def __enter__(self) -> RemoteProcess:
+        p = self.guest.identity
+        if p.stopped or not p.alive:
+            return p
+        self.was_parked = True
+        p.ptrace(PTRACE_INTERRUPT)
+        while True:
+            _, status = wait(p.pid)
+            p.note_stop(status)
+            if not p.alive:
+                self.guest.on_stop(p, status)
+                raise TraceeGone(f"guest {self.guest.pid} died")
+            if event_of(status) == EVENT_STOP:
+                return p
+            if p.stop_signal:
+                self.guest.signals.defer(p.stop_signal, p.siginfo())
+            p.resume()
+
+    def __exit__(self, *exc) -> None:
+        p = self.guest.identity
+        if self.was_parked and p.alive and p.stopped and not p.exec_happened:
+            self.guest.park_identity()
+        self.guest.signals.flush_deferred()
+
+
+def _tgid(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("Tgid:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return pid
+
+
+def _same_mm(a: int, b: int) -> bool:
+    """Whether two processes share one mm (kcmp KCMP_VM); True when unknown."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    r = libc.syscall(arch.syscall_number("kcmp"), a, b, 1, 0, 0)
+    return r != 1 and r != 2
+
+
+class ProcessBackend:
+    """Backend registry entry for the process backend."""
+
+    name = "process"
+
+    def available(self) -> str | None:
+        return None
+
+    def spawn(self, argv: Sequence[str], env: dict[str, str] | None, slots: int) -> ProcessGuest:
+        from .spawn import spawn_traced
+
+        proc = spawn_traced(argv, env, seccomp.build(MULTIAS_SYSCALLS))
+        guest = ProcessGuest(proc, _check_slots(slots))
+        try:
+            install_stub(proc)
+        except RasmError:
+            guest.kill()
+            raise
+        return guest
+
+    def attach(self, pid: int, slots: int) -> ProcessGuest:
+        nslots = _check_slots(slots)
+        r = lib.rasm_ptrace(PTRACE_SEIZE, pid, 0, TRACE_OPTIONS)
+        if r < 0:
+            raise_for_errno(-r, f"attach to {pid}")
+        proc = RemoteProcess(pid, stopped=False)
+        guest = ProcessGuest(proc, nslots)
+        guest.attached = True
+        try:
+            proc.ptrace(PTRACE_INTERRUPT)
+            while True:
+                _, status = wait(pid)
+                proc.note_stop(status)
+                if not proc.alive:
+                    raise TraceeGone(f"process {pid} exited while attaching")
+                if event_of(status) == EVENT_STOP:
+                    break
+                guest.signals.defer(proc.stop_signal, proc.siginfo())
+                proc.resume()
+            install_stub(proc)
+            proc.call("prctl", PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
+            ProcessGuest._install_filter(proc, seccomp.build(MULTIAS_SYSCALLS))
+            # Threads that exist already are not traced: new_as refuses them.
+            for tid in os.listdir(f"/proc/{pid}/task"):
+                if int(tid) != pid:
+                    guest.shares_mm = True
+        except BaseException:
+            guest.kill()
+            raise
+        guest.signals.flush_deferred()
+        return guest
+
+
+def _check_slots(slots: int) -> int:
+    if not isinstance(slots, int) or not 1 <= slots <= N_MM:
+        raise ValueError(f"slots must be between 1 and {N_MM}, not {slots!r}")
+    return slots
+
+
+__all__ = ["ProcessBackend", "ProcessGuest"]

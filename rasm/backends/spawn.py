@@ -1,0 +1,56 @@
+"""Starting a program under trace (process backend)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Sequence
+
+from .._native import ffi, lib
+from ..errors import RasmError
+from ..inject import TRACE_OPTIONS, RemoteProcess
+
+_STAGES = {1: "synchronising with the controller", 2: "setting no_new_privs",
+           3: "installing the seccomp filter", 4: "execve"}
+
+
+class SpawnError(RasmError):
+    """The program could not be started (not found, not executable, ...)."""
+
+
+def resolve(program: str, env: dict[str, str]) -> str:
+    """The path execve should get, searching PATH like a shell."""
+    if "/" in program:
+        return program
+    found = shutil.which(program, path=env.get("PATH", os.defpath))
+    if found is None:
+        raise SpawnError(f"{program}: command not found")
+    return found
+
+
+def spawn_traced(argv: Sequence[str], env: dict[str, str] | None, filter_prog: bytes) -> RemoteProcess:
+    """Fork, seize, install ``filter_prog`` and exec ``argv``.
+
+    Returns the process stopped at its exec; SpawnError if it could not start.
+    """
+    if not argv:
+        raise SpawnError("no program given")
+    env = dict(os.environ if env is None else env)
+    path = resolve(argv[0], env)
+    keep = [ffi.new("char[]", os.fsencode(a)) for a in argv]
+    keep_env = [ffi.new("char[]", os.fsencode(f"{k}={v}")) for k, v in env.items()]
+    c_argv = ffi.new("char *[]", keep + [ffi.NULL])
+    c_envp = ffi.new("char *[]", keep_env + [ffi.NULL])
+    err = ffi.new("int *")
+    stage = ffi.new("int *")
+    pid = lib.rasm_spawn(os.fsencode(path), c_argv, c_envp, filter_prog, len(filter_prog),
+                         TRACE_OPTIONS, err, stage)
+    if pid < 0:
+        what = _STAGES.get(stage[0], "starting")
+        raise SpawnError(f"{argv[0]}: {what} failed: {os.strerror(-pid)}")
+    return RemoteProcess(pid, stopped=True, stop_status=_exec_stop_status())
+
+
+def _exec_stop_status() -> int:
+    # The status rasm_spawn consumed: SIGTRAP | PTRACE_EVENT_EXEC << 8, stopped.
+    return ((5 | (4 << 8)) << 8) | 0x7F

@@ -1,0 +1,387 @@
+"""One traced host process, and running syscalls inside it (injection).
+
+A ``RemoteProcess`` is a process under our ptrace (PTRACE_SEIZE) that is
+either running or stopped.  While it is stopped, ``call``/``inject`` run
+syscalls in it through the stub page (``syscall; int3`` at a fixed address,
+see rasm.arch).  The registers it stopped with are saved on first use and
+put back by ``resume``; the signal mask is set to block everything while
+injecting (only the stub's SIGTRAP, which is forced, gets through) and put
+back too.  A syscall it was blocked in restarts as if never interrupted.
+
+Errors: ``TraceeGone`` when the process dies, ``InjectionError`` when the
+injection itself fails (the tracee is left as it was), and
+``RemoteSyscallError`` from ``call`` when the syscall ran and failed.
+"""
+
+from __future__ import annotations
+
+import os
+import signal as _signal
+
+from ._native import ffi, lib
+from .arch import current as arch
+from .errors import InjectionError, RemoteSyscallError, TraceeGone, raise_for_errno
+
+# ptrace requests and events (linux/ptrace.h).
+PTRACE_CONT = 7
+PTRACE_SYSCALL = 24
+PTRACE_GETSIGINFO = 0x4202
+PTRACE_SETSIGINFO = 0x4203
+PTRACE_GETEVENTMSG = 0x4201
+PTRACE_SEIZE = 0x4206
+PTRACE_INTERRUPT = 0x4207
+PTRACE_LISTEN = 0x4208
+PTRACE_GETSIGMASK = 0x420A
+PTRACE_SETSIGMASK = 0x420B
+PTRACE_DETACH = 17
+PTRACE_GET_SYSCALL_INFO = 0x420E
+SYSCALL_INFO_ENTRY, SYSCALL_INFO_EXIT = 1, 2
+
+EVENT_FORK, EVENT_VFORK, EVENT_CLONE, EVENT_EXEC = 1, 2, 3, 4
+EVENT_EXIT, EVENT_SECCOMP, EVENT_STOP = 6, 7, 128
+
+O_TRACESYSGOOD = 1
+O_TRACEFORK, O_TRACEVFORK, O_TRACECLONE, O_TRACEEXEC = 2, 4, 8, 0x10
+O_TRACESECCOMP = 0x80
+O_EXITKILL = 1 << 20
+TRACE_OPTIONS = (
+    O_TRACESYSGOOD | O_TRACEFORK | O_TRACEVFORK | O_TRACECLONE | O_TRACEEXEC
+    | O_TRACESECCOMP | O_EXITKILL
+)
+
+ALL_SIGNALS = (1 << 64) - 1
+SIGINFO_SIZE = 128
+
+
+def check(ret: int, what: str) -> int:
+    """Return ``ret`` or raise for a negative errno from the native layer."""
+    if ret < 0:
+        raise_for_errno(-ret, what)
+    return ret
+
+
+def wait(pid: int = -1, flags: int = 0) -> tuple[int, int]:
+    """waitpid(pid, __WALL|flags), retried on EINTR; (0, 0) for WNOHANG with nothing."""
+    status = ffi.new("int *")
+    while True:
+        r = lib.rasm_wait(pid, status, flags)
+        if r == -4:  # EINTR: let Python run its signal handlers, then go on
+            continue
+        check(r, "waitpid")
+        return r, status[0]
+
+
+def event_of(status: int) -> int:
+    return (status >> 16) & 0xFF
+
+
+def new_regs():
+    return ffi.new("struct user_regs_struct *")
+
+
+def copy_regs(regs):
+    out = new_regs()
+    ffi.memmove(out, regs, ffi.sizeof("struct user_regs_struct"))
+    return out
+
+
+class RemoteProcess:
+    """A seized host process; see the module docstring."""
+
+    def __init__(self, pid: int, stopped: bool = True, stop_status: int = 0):
+        self.pid = pid
+        self.alive = True
+        self.stopped = stopped
+        self.status = stop_status  # the wait status of the current stop
+        self.children: list[int] = []  # pids created by injected clone/fork
+        self.exec_happened = False
+        self._regs = None  # registers as stopped, fetched on demand
+        self._dirty = False  # registers changed by injection since the stop
+        self._saved_mask: int | None = None
+        self._siginfo: bytes | None = None
+        self._mem_fd: int | None = None
+
+    # -- stop bookkeeping -------------------------------------------------
+    def note_stop(self, status: int) -> None:
+        """Record that a wait reported ``status`` for this process."""
+        if os.WIFEXITED(status) or os.WIFSIGNALED(status):
+            self.alive = self.stopped = False
+            self.status = status
+            self.close()
+            return
+        self.stopped = True
+        self.status = status
+        self._regs = None
+        self._dirty = False
+        self._siginfo = None
+
+    @property
+    def stop_signal(self) -> int:
+        """The signal of a signal-delivery stop, else 0."""
+        if not self.stopped or event_of(self.status):
+            return 0
+        sig = os.WSTOPSIG(self.status)
+        return 0 if sig == (_signal.SIGTRAP | 0x80) else sig
+
+    @property
+    def at_seccomp_stop(self) -> bool:
+        return self.stopped and event_of(self.status) == EVENT_SECCOMP
+
+    def _need_stopped(self, what: str) -> None:
+        if not self.alive:
+            raise TraceeGone(f"{what}: process {self.pid} is gone")
+        if not self.stopped:
+            raise InjectionError(f"{what}: process {self.pid} is running")
+
+    # -- registers ----------------------------------------------------------
+    def regs(self):
+        """The registers the process stopped with (a copy; see ``set_regs``)."""
+        self._need_stopped("getregs")
+        if self._regs is None:
+            regs = new_regs()
+            check(lib.rasm_getregs(self.pid, regs), "getregs")
+            self._regs = regs
+        return copy_regs(self._regs)
+
+    def set_regs(self, regs) -> None:
+        """Replace the stopped registers; ``resume`` continues from ``regs``."""
+        self._need_stopped("setregs")
+        check(lib.rasm_setregs(self.pid, regs), "setregs")
+        self._regs = copy_regs(regs)
+        self._dirty = False
+
+    def ptrace(self, request: int, addr: int = 0, data: int = 0) -> int:
+        return check(lib.rasm_ptrace(request, self.pid, addr, data), f"ptrace({request:#x})")
+
+    def event_msg(self) -> int:
+        msg = ffi.new("unsigned long *")
+        self.ptrace(PTRACE_GETEVENTMSG, 0, int(ffi.cast("uintptr_t", msg)))
+        return msg[0]
+
+    def siginfo(self) -> bytes:
+        buf = ffi.new("unsigned char[]", SIGINFO_SIZE)
+        self.ptrace(PTRACE_GETSIGINFO, 0, int(ffi.cast("uintptr_t", buf)))
+        return bytes(ffi.buffer(buf))
+
+    def set_siginfo(self, info: bytes) -> None:
+        buf = ffi.from_buffer(bytearray(info))
+        self.ptrace(PTRACE_SETSIGINFO, 0, int(ffi.cast("uintptr_t", buf)))
+
+    def sigmask(self) -> int:
+        mask = ffi.new("uint64_t *")
+        self.ptrace(PTRACE_GETSIGMASK, 8, int(ffi.cast("uintptr_t", mask)))
+        return mask[0]
+
+    def set_sigmask(self, value: int) -> None:
+        mask = ffi.new("uint64_t *", value)
+        self.ptrace(PTRACE_SETSIGMASK, 8, int(ffi.cast("uintptr_t", mask)))
+
+    # -- injection ----------------------------------------------------------
+    def _prepare_injection(self) -> None:
+        self._need_stopped("inject")
+        self.regs()
+        if self._saved_mask is None:
+            self._saved_mask = self.sigmask()
+            self.set_sigmask(ALL_SIGNALS)
+        if self._siginfo is None and self.stop_signal:
+            self._siginfo = self.siginfo()
+
+    def inject(self, nr: int, *args: int) -> int:
+        """Run syscall ``nr(args)`` at the stub; return its raw (signed) result.
+
+        The process must be stopped and have the stub mapped.
+        """
+        self._prepare_injection()
+        argv = ffi.new("int64_t[6]", [arch.signed(a & (2**64 - 1)) for a in args] + [0] * (6 - len(args)))
+        ret = ffi.new("int64_t *")
+        status = ffi.new("int *")
+        self._dirty = True
+        r = lib.rasm_inject(self.pid, self._regs, arch.STUB_SYSCALL, nr, argv, ret, status)
+        while r == 1 or r == -4:
+            if r == 1:
+                self._unexpected_stop(status[0])
+                if self.exec_happened:
+                    return 0
+                self.ptrace(PTRACE_CONT)
+            r = lib.rasm_inject_finish(self.pid, arch.STUB_SYSCALL, ret, status)
+        if r < 0:
+            if r == -3:  # ESRCH: learn how it died
+                self._reap_death()
+            check(r, f"inject {arch.syscall_name(nr)}")
+        return ret[0]
+
+    def call(self, name: str | int, *args: int) -> int:
+        """Like ``inject`` but by name, raising RemoteSyscallError on -errno."""
+        nr = arch.syscall_number(name)
+        ret = self.inject(nr, *args)
+        err = arch.errno_of(ret)
+        if err:
+            raise RemoteSyscallError(arch.syscall_name(nr), err)
+        return ret
+
+    def _reap_death(self) -> None:
+        pid, status = wait(self.pid, os.WNOHANG)
+        if pid:
+            self.note_stop(status)
+        raise TraceeGone(f"process {self.pid} died during injection")
+
+    def _unexpected_stop(self, status: int) -> None:
+        """A stop other than the stub's int3 arrived while injecting."""
+        if os.WIFEXITED(status) or os.WIFSIGNALED(status):
+            self.note_stop(status)
+            raise TraceeGone(f"process {self.pid} died during injection")
+        event = event_of(status)
+        if event in (EVENT_FORK, EVENT_VFORK, EVENT_CLONE):
+            self.children.append(self.event_msg())
+        elif event == EVENT_EXEC:
+            # An injected execve succeeded: there is nothing left to restore.
+            self.exec_happened = True
+            self.status = status
+            self._regs = None
+            self._dirty = False
+            self._saved_mask = None
+        elif event in (EVENT_STOP, EVENT_SECCOMP, EVENT_EXIT):
+            pass  # interrupt or group stop; continue the injection
+        else:
+            sig = os.WSTOPSIG(status)
+            raise InjectionError(f"process {self.pid} got signal {sig} while injecting")
+
+    # -- resuming -------------------------------------------------------------
+    def restore(self) -> None:
+        """Put back the registers and signal mask the process stopped with."""
+        if self._dirty:
+            regs = self._regs
+            if self.at_seccomp_stop and arch.syscall_nr(regs) >= 0:
+                # We left the seccomp stop: issue the pending syscall again.
+                regs = copy_regs(regs)
+                arch.rewind_to_syscall(regs)
+            check(lib.rasm_setregs(self.pid, regs), "restore registers")
+            self._dirty = False
+        if self._saved_mask is not None:
+            self.set_sigmask(self._saved_mask)
+            self._saved_mask = None
+
+    def resume(self, sig: int = 0, request: int = PTRACE_CONT) -> None:
+        """Restore what injection changed and let the process run."""
+        self._need_stopped("resume")
+        self.restore()
+        if sig and self._siginfo is not None:
+            # The stop we resume from is now the stub's SIGTRAP: give the
+            # signal its original siginfo back.
+            self.set_siginfo(self._siginfo)
+        self.ptrace(request, 0, sig)
+        self.stopped = False
+        self._regs = None
+        self._siginfo = None
+
+    def adopt_regs(self, regs) -> None:
+        """Record registers that were just loaded into the process."""
+        self._regs = copy_regs(regs)
+        self._dirty = False
+        self._saved_mask = None
+
+    def drop_saved_state(self) -> None:
+        """Forget the stop's registers and mask: the caller set new ones."""
+        self._dirty = False
+        self._saved_mask = None
+
+    # -- memory ---------------------------------------------------------------
+    def _mem(self) -> int:
+        if self._mem_fd is None:
+            try:
+                self._mem_fd = os.open(f"/proc/{self.pid}/mem", os.O_RDWR | os.O_CLOEXEC)
+            except FileNotFoundError:
+                raise TraceeGone(f"process {self.pid} is gone") from None
+        return self._mem_fd
+
+    def read(self, addr: int, size: int) -> bytes:
+        try:
+            data = os.pread(self._mem(), size, addr)
+        except OSError as e:
+            raise RemoteSyscallError("read memory", e.errno) from None
+        if len(data) != size:
+            raise RemoteSyscallError("read memory", 14)  # EFAULT: ran off a mapping
+        return data
+
+    def write(self, addr: int, data: bytes) -> None:
+        try:
+            n = os.pwrite(self._mem(), data, addr)
+        except OSError as e:
+            raise RemoteSyscallError("write memory", e.errno) from None
+        if n != len(data):
+            raise RemoteSyscallError("write memory", 14)
+
+    def close(self) -> None:
+        if self._mem_fd is not None:
+            os.close(self._mem_fd)
+            self._mem_fd = None
+
+
+def install_stub(proc: RemoteProcess) -> None:
+    """Map the stub page and the scratch area in a stopped process.
+
+    The first mmap runs through a ``syscall`` instruction found in the vDSO
+    (no text is patched); the stub's bytes are then written through
+    /proc/pid/mem, which may write read-only pages.
+    """
+    gadget = _vdso_syscall_insn(proc)
+    prot_rx, prot_rw = 5, 3
+    flags = 0x22 | 0x100000  # MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE
+    addr = _gadget_syscall(proc, gadget, arch.syscall_number("mmap"),
+                           arch.STUB_ADDR, arch.STUB_SIZE, prot_rx, flags, -1, 0)
+    if addr != arch.STUB_ADDR:
+        raise InjectionError(
+            f"cannot map the stub page at {arch.STUB_ADDR:#x} in {proc.pid} "
+            f"(mmap returned {arch.signed(addr)})"
+        )
+    proc.write(arch.STUB_ADDR, arch.STUB_CODE)
+    # From here on the stub works; the scratch area comes through it.
+    try:
+        proc.call("mmap", arch.SCRATCH_ADDR, arch.SCRATCH_SIZE, prot_rw, flags, -1, 0)
+    except RemoteSyscallError as e:
+        raise InjectionError(f"cannot map the scratch area in {proc.pid}: {e}") from None
+
+
+def _vdso_syscall_insn(proc: RemoteProcess) -> int:
+    with open(f"/proc/{proc.pid}/maps") as maps:
+        for line in maps:
+            if line.rstrip().endswith("[vdso]"):
+                start, end = (int(x, 16) for x in line.split()[0].split("-"))
+                code = proc.read(start, end - start)
+                off = code.find(arch.SYSCALL_INSN)
+                if off >= 0:
+                    return start + off
+    raise InjectionError(f"process {proc.pid} has no vDSO syscall instruction to start from")
+
+
+def _gadget_syscall(proc: RemoteProcess, gadget: int, nr: int, *args: int) -> int:
+    """Run one syscall at ``gadget``, stepping syscall-entry and -exit stops.
+
+    A stop left over from the syscall the tracee was in (the exit of its
+    execve, say) may come first and clobber the return register: the call's
+    registers are set again there, and only the exit after our entry counts.
+    """
+    proc._prepare_injection()
+    regs = proc.regs()
+    arch.set_call(regs, nr, args)
+    regs.rip = gadget
+    proc._dirty = True
+    check(lib.rasm_setregs(proc.pid, regs), "setregs")
+    info = ffi.new("unsigned char[88]")
+    entered = False
+    while True:
+        proc.ptrace(PTRACE_SYSCALL)
+        _, status = wait(proc.pid)
+        if not (os.WIFSTOPPED(status) and os.WSTOPSIG(status) == (_signal.SIGTRAP | 0x80)):
+            proc._unexpected_stop(status)
+            continue
+        proc.ptrace(PTRACE_GET_SYSCALL_INFO, 88, int(ffi.cast("uintptr_t", info)))
+        op = info[0]
+        if op == SYSCALL_INFO_ENTRY:
+            entered = True
+        elif op == SYSCALL_INFO_EXIT and not entered:
+            check(lib.rasm_setregs(proc.pid, regs), "setregs")
+        elif op == SYSCALL_INFO_EXIT:
+            out = new_regs()
+            check(lib.rasm_getregs(proc.pid, out), "getregs")
+            return out.rax

@@ -1,0 +1,65 @@
+"""Seccomp-BPF filters that hand chosen syscalls to the tracer.
+
+Every filter lets syscalls made from the injection stub through untouched
+(the controller's own injected calls) and answers SECCOMP_RET_TRACE with the
+syscall number as data, so the tracer learns the number from
+PTRACE_GETEVENTMSG without reading registers.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterable
+
+from .arch import current as arch
+
+# BPF opcodes (linux/filter.h) and seccomp return values.
+_LD_W_ABS = 0x20
+_JEQ_K = 0x15
+_RET_K = 0x06
+SECCOMP_RET_ALLOW = 0x7FFF0000
+SECCOMP_RET_TRACE = 0x7FF00000
+
+# struct seccomp_data offsets.
+_NR, _ARCH, _IP_LO, _IP_HI, _ARG0_LO = 0, 4, 8, 12, 16
+
+
+def _insn(code: int, k: int, jt: int = 0, jf: int = 0) -> bytes:
+    return struct.pack("<HBBI", code, jt, jf, k & 0xFFFFFFFF)
+
+
+def build(traced: Iterable[int], traced_if_arg0: dict[int, int] | None = None) -> bytes:
+    """Assemble a filter that traces ``traced`` always, and each syscall in
+    ``traced_if_arg0`` only when its first argument equals the given value.
+
+    Returns the raw ``struct sock_filter`` array.
+    """
+    traced = sorted(set(traced))
+    conditional = sorted((traced_if_arg0 or {}).items())
+    body: list[bytes] = []
+    for nr in traced:
+        body += [_insn(_JEQ_K, nr, 0, 1), _insn(_RET_K, SECCOMP_RET_TRACE | nr)]
+    for nr, arg0 in conditional:
+        # nr matches -> load arg0, compare, trace or allow; reload nr after.
+        body += [
+            _insn(_JEQ_K, nr, 0, 4),
+            _insn(_LD_W_ABS, _ARG0_LO),
+            _insn(_JEQ_K, arg0, 0, 1),
+            _insn(_RET_K, SECCOMP_RET_TRACE | nr),
+            _insn(_RET_K, SECCOMP_RET_ALLOW),
+        ]
+    allow = _insn(_RET_K, SECCOMP_RET_ALLOW)
+    nbody = len(body)
+    ip = arch.STUB_SYSCALL_RETURN_IP
+    # Jumps are relative to the next instruction; both "allow" exits land on
+    # the final ALLOW after the body.
+    head = [
+        _insn(_LD_W_ABS, _ARCH),
+        _insn(_JEQ_K, arch.AUDIT_ARCH, 0, 5 + nbody),  # foreign arch: allow
+        _insn(_LD_W_ABS, _IP_LO),
+        _insn(_JEQ_K, ip & 0xFFFFFFFF, 0, 2),
+        _insn(_LD_W_ABS, _IP_HI),
+        _insn(_JEQ_K, ip >> 32, 1 + nbody, 0),  # made by the stub: allow
+        _insn(_LD_W_ABS, _NR),
+    ]
+    return b"".join(head + body + [allow])
