@@ -51,6 +51,14 @@ class WaitTimeout(RasmError, TimeoutError):
     """wait(timeout) ran out before the tracee had an event."""
 
 
+class SpawnError(RasmError):
+    """The program could not be started; ``errno`` says why (ENOENT: not found)."""
+
+    def __init__(self, message: str, err: int = 0):
+        super().__init__(message)
+        self.errno = err
+
+
 class BackendUnavailable(RasmError):
     """The requested backend does not work on this machine."""
 

@@ -3,7 +3,7 @@
 # source).  Idempotent: does nothing when every package is already there.
 set -euo pipefail
 pkgs=(build-essential flex bison bc libelf-dev libssl-dev cpio
-      qemu-system-x86 linux-source-6.12 python3-venv)
+      qemu-system-x86 linux-source-6.12)
 missing=()
 for p in "${pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p")

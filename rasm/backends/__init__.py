@@ -42,7 +42,10 @@ def get(name: str = "auto") -> Backend:
                 return backend
             reasons.append(f"{candidate}: {backend.available()}")
         raise BackendUnavailable("no backend works here: " + "; ".join(reasons))
-    backend = _load(name)
+    try:
+        backend = _load(name)
+    except BackendUnavailable as e:
+        raise BackendUnavailable(f"backend {name!r} is unavailable: {e}") from None
     reason = backend.available()
     if reason is not None:
         raise BackendUnavailable(f"backend {name!r} is unavailable: {reason}")

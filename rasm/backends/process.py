@@ -118,7 +118,13 @@ class Session:
             return
         guest, proc = owner
         proc.note_stop(status)
-        guest.on_stop(proc, status)
+        try:
+            guest.on_stop(proc, status)
+        except TraceeGone:
+            # The guest died while we handled the stop: its final event is
+            # queued; anything else is a real error.
+            if guest.finished is None:
+                raise
 
 
 SESSION = Session()
@@ -523,8 +529,9 @@ class ProcessBackend:
     def spawn(self, argv: Sequence[str], env: dict[str, str] | None, slots: int) -> ProcessGuest:
         from .spawn import spawn_traced
 
+        nslots = _check_slots(slots)
         proc = spawn_traced(argv, env, seccomp.build(MULTIAS_SYSCALLS))
-        guest = ProcessGuest(proc, _check_slots(slots))
+        guest = ProcessGuest(proc, nslots)
         try:
             install_stub(proc)
         except RasmError:

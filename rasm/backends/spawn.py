@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 from collections.abc import Sequence
 
 from .._native import ffi, lib
-from ..errors import RasmError
+from ..errors import SpawnError
 from ..inject import TRACE_OPTIONS, RemoteProcess
 
 _STAGES = {1: "synchronising with the controller", 2: "setting no_new_privs",
            3: "installing the seccomp filter", 4: "execve"}
-
-
-class SpawnError(RasmError):
-    """The program could not be started (not found, not executable, ...)."""
 
 
 def resolve(program: str, env: dict[str, str]) -> str:
@@ -24,7 +21,7 @@ def resolve(program: str, env: dict[str, str]) -> str:
         return program
     found = shutil.which(program, path=env.get("PATH", os.defpath))
     if found is None:
-        raise SpawnError(f"{program}: command not found")
+        raise SpawnError(f"{program}: command not found", errno.ENOENT)
     return found
 
 
@@ -34,7 +31,7 @@ def spawn_traced(argv: Sequence[str], env: dict[str, str] | None, filter_prog: b
     Returns the process stopped at its exec; SpawnError if it could not start.
     """
     if not argv:
-        raise SpawnError("no program given")
+        raise SpawnError("no program given", errno.EINVAL)
     env = dict(os.environ if env is None else env)
     path = resolve(argv[0], env)
     keep = [ffi.new("char[]", os.fsencode(a)) for a in argv]
@@ -47,7 +44,7 @@ def spawn_traced(argv: Sequence[str], env: dict[str, str] | None, filter_prog: b
                          TRACE_OPTIONS, err, stage)
     if pid < 0:
         what = _STAGES.get(stage[0], "starting")
-        raise SpawnError(f"{argv[0]}: {what} failed: {os.strerror(-pid)}")
+        raise SpawnError(f"{argv[0]}: {what} failed: {os.strerror(-pid)}", -pid)
     return RemoteProcess(pid, stopped=True, stop_status=_exec_stop_status())
 
 
