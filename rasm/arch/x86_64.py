@@ -8,7 +8,11 @@ from ptrace.syscall.linux.x86_64 import SYSCALL_NAMES as _NAMES
 
 AUDIT_ARCH = 0xC000003E  # AUDIT_ARCH_X86_64
 
-SYSCALL_NUMBERS: dict[str, int] = {name: nr for nr, name in _NAMES.items()}
+# python-ptrace's table also lists the x32 variants (512 and up) under the
+# same names; the x86_64 number is the lower one.
+SYSCALL_NUMBERS: dict[str, int] = {}
+for _nr, _name in sorted(_NAMES.items(), reverse=True):
+    SYSCALL_NUMBERS[_name] = _nr
 
 # The stub page: mapped at the same address in every AS (it is created
 # before the first new_as, so every duplicate has it).  Layout:

@@ -131,8 +131,7 @@ def _getpid(guest, proc, args):
 
 
 def _getppid(guest, proc, args):
-    with open(f"/proc/{guest.pid}/stat") as f:
-        return int(f.read().rsplit(")", 1)[1].split()[1])
+    return guest.ppid()
 
 
 def _kill_self(guest, proc, args):
@@ -278,6 +277,7 @@ for _name in ("setuid", "setgid", "setreuid", "setregid", "setresuid", "setresgi
     HANDLERS[NR(_name)] = replicate()
 
 KILL_FAMILY = (NR("kill"), NR("tkill"), NR("tgkill"))
+IDENTITY_CALLS = (NR("getpid"), NR("gettid"), NR("getppid"))
 
 
 def table_filter(identity_pid: int) -> bytes:
@@ -338,7 +338,8 @@ def dispatch(guest: ProcessGuest, proc: RemoteProcess, nr: int) -> None:
         _multias(guest, proc, nr)
         return
     handler = HANDLERS.get(nr)
-    if handler is None or not guest.table or proc is not guest.running:
+    applies = guest.table or nr in IDENTITY_CALLS  # a holder's fork child has no table
+    if handler is None or not applies or proc is not guest.running:
         proc.resume()  # nothing to emulate here: the syscall runs natively
         return
     try:

@@ -151,11 +151,19 @@ class ProcessGuest:
         self.final_reported = False
         self.reporting = False
         self.attached = False
+        self.parent_pid: int | None = None  # set for children forked by a holder
         self.signals = SignalRouter(self)
         self._ctable = ffi.new("struct rasm_table *")
         self.session.register(self, proc)
 
     # -- state ----------------------------------------------------------------
+    def ppid(self) -> int:
+        """The guest's parent as the guest should see it."""
+        if self.parent_pid is not None:
+            return self.parent_pid
+        with open(f"/proc/{self.pid}/stat") as f:
+            return int(f.read().rsplit(")", 1)[1].split()[1])
+
     @property
     def running(self) -> RemoteProcess:
         """The process that runs (or will run) the guest's code."""
@@ -224,6 +232,7 @@ class ProcessGuest:
     # -- the multias operations -------------------------------------------------
     def new_as(self) -> int:
         src = self._stopped_running("new_as")
+        self._collect_exiting_threads()
         if self.threads or self.shares_mm:
             raise SlotBusy("new_as: the guest shares its memory with another task")
         if not self.table:
@@ -235,6 +244,19 @@ class ProcessGuest:
             raise NoFreeSlot(f"new_as: all {self.nslots} slots are in use") from None
         self.slots[n] = self._clone_holder(src)
         return n
+
+    def _collect_exiting_threads(self) -> None:
+        """Take in the exit of threads that are on their way out (a joined
+        thread may not have reported its exit yet)."""
+        for tid, thread in list(self.threads.items()):
+            while thread.alive and _is_exiting(tid):
+                _, status = wait(tid)
+                thread.note_stop(status)
+                if thread.alive:
+                    thread.resume(thread.stop_signal)
+            if not thread.alive:
+                del self.threads[tid]
+                self.session.forget(tid)
 
     def switch_as(self, n: int) -> None:
         src = self._stopped_running("switch_as")
@@ -436,12 +458,18 @@ class ProcessGuest:
         if _tgid(child) == self.pid:
             self.threads[child] = proc
             self.session.register(self, proc)
-        else:
-            guest = ProcessGuest(proc, self.nslots, autonomous=True)
-            guest.shares_mm = event == EVENT_VFORK or _same_mm(parent.pid, child)
-            self.report(Event("fork", self.pid, child=child))
-        parent.resume()
+            proc.resume()
+            parent.resume()
+            return
+        guest = ProcessGuest(proc, self.nslots, autonomous=True)
+        guest.shares_mm = event == EVENT_VFORK or _same_mm(parent.pid, child)
+        if parent is not self.identity:
+            guest.parent_pid = self.pid  # forked by a holder: its parent is the guest
         proc.resume()
+        if parent is self.running:
+            self.report(Event("fork", self.pid, child=child))  # stays stopped
+        else:
+            parent.resume()
 
     # -- the public control loop --------------------------------------------------
     def cont(self, sig: int | None = None) -> None:
@@ -496,6 +524,18 @@ class _IdentityStop:
         if self.was_parked and p.alive and p.stopped and not p.exec_happened:
             self.guest.park_identity()
         self.guest.signals.flush_deferred()
+
+
+PF_EXITING = 0x4
+
+
+def _is_exiting(tid: int) -> bool:
+    try:
+        with open(f"/proc/{tid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return True
+    return fields[0] in "ZX" or int(fields[6]) & PF_EXITING != 0
 
 
 def _tgid(pid: int) -> int:

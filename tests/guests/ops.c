@@ -19,7 +19,8 @@
  *   waitsig:MS     wait up to MS for the counter to move -> "count <n>"
  *   block:S mask   sigprocmask; "mask <hex>"
  *   umask:OCT getumask cd:PATH cwd nofile:N getnofile
- *   fork           child: "child <ppid> <switch_as(1)> <new_as()>"; parent "reaped <status>"
+ *   fork           child (on its own stack): "child <ppid> <switch_as(1)> <new_as()>";
+ *                  parent "reaped <status>"
  *   exec:PATH      execl(PATH) -> "exec <errno>" if it returns
  *   exit:N         exit_group(N)
  *   thread         pthread_create -> "thread <ret>"
@@ -45,6 +46,7 @@
 #include <sys/time.h>
 #include <sys/wait.h>
 #include <time.h>
+#include <sched.h>
 #include <ucontext.h>
 #include <unistd.h>
 
@@ -119,15 +121,26 @@ static void wait_signal(long ms)
 	say("count %ld", shared->count);
 }
 
+static int child_main(void *arg)
+{
+	long ppid = getppid(), sw = sys1(601, 1), na = sys1(600, 0);
+
+	(void)arg;
+	say("child %ld %ld %ld", ppid, sw, na);
+	syscall(SYS_exit_group, 0);
+	return 0;
+}
+
+/*
+ * fork, but the child runs on a private stack: the shared stack we run on
+ * would be shared with the child too.
+ */
 static void do_fork(void)
 {
+	static char child_stack[64 * 1024] __attribute__((aligned(16)));
 	int status;
-	pid_t pid = fork();
+	pid_t pid = clone(child_main, child_stack + sizeof(child_stack), SIGCHLD, NULL);
 
-	if (pid == 0) {
-		say("child %ld %ld %ld", (long)getppid(), sys1(601, 1), sys1(600, 0));
-		_exit(0);
-	}
 	if (pid < 0) {
 		say("fork %d", -errno);
 		return;
