@@ -19,7 +19,7 @@ from collections import Counter, defaultdict, deque
 from typing import TYPE_CHECKING
 
 from ..events import Event
-from ..inject import RemoteProcess
+from ..inject import RemoteProcess, wait
 
 if TYPE_CHECKING:
     from .process import ProcessGuest
@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 SI_USER, SI_KERNEL = 0, 0x80
 GROUP_CODES = (SI_USER, SI_KERNEL)  # the codes a process-group signal carries
 PAIRING_WINDOW = 0.5  # seconds within which P's copy pairs with a holder's
+HANDOVER_WAIT = 0.002  # how long a running holder may take to stop for its copy
 
 
 def si_code(info: bytes) -> int:
@@ -35,6 +36,14 @@ def si_code(info: bytes) -> int:
 
 def si_pid(info: bytes) -> int:
     return struct.unpack_from("<i", info, 16)[0]
+
+
+def _state(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return "X"
 
 
 def pending_signals(pid: int) -> set[int]:
@@ -87,13 +96,30 @@ class SignalRouter:
             for holder in self.guest.holders:
                 if holder is not running and sig in pending_signals(holder.pid):
                     self.stale[holder.pid][sig] += 1
+            if self._running_has_copy(running, sig):
+                return
+        self.forward(running, sig, info)
+
+    def _running_has_copy(self, running: RemoteProcess, sig: int) -> bool:
+        """Whether the running holder got its own copy of a group signal.
+
+        Its copy is pending, or it stopped with it (maybe not reported to us
+        yet), or it is between the two for a moment while it runs."""
+        deadline = time.monotonic() + HANDOVER_WAIT
+        while True:
+            if not running.stopped:
+                pid, status = wait(running.pid, os.WNOHANG)
+                if pid:
+                    self.guest.session.route(pid, status)
             seen = self.native_recent.pop(sig, None)
             if seen is not None and time.monotonic() - seen < PAIRING_WINDOW:
-                return  # the running holder had its own copy already
+                return True  # delivered there already
             if sig in pending_signals(running.pid):
                 self.native_claimed[sig] += 1
-                return  # ... or is about to take it
-        self.forward(running, sig, info)
+                return True  # about to be delivered there
+            if running.stopped or _state(running.pid) != "R" or time.monotonic() > deadline:
+                return False
+            time.sleep(0.0001)
 
     def forward(self, proc: RemoteProcess, sig: int, info: bytes | None) -> None:
         """Queue ``sig`` on ``proc``; ``info`` replaces ours at delivery."""

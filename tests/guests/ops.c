@@ -24,7 +24,9 @@
  *   exec:PATH      execl(PATH) -> "exec <errno>" if it returns
  *   exit:N         exit_group(N)
  *   thread         pthread_create -> "thread <ret>"
- *   fpu:N          ymm0/xmm1 hold a pattern across switch_as(N) -> "fpu <ok|bad> <ret>"
+ *   fpu:N          ymm0 holds a pattern across switch_as(N) -> "fpu <ok|bad> <ret>"
+ *   hop:N          switch_as(1), switch_as(0), ... N times -> "hop <failures>"
+ *   pgrp           setpgid(0, 0) -> "pgrp <pgid>"
  *   segv           write to address 0
  *   line           read a line from stdin -> "line <text>"
  *   sleep:MS
@@ -109,6 +111,16 @@ static void fpu(long n)
 		     : "a"(601L), "r"(pattern), "r"(after), "D"(n)
 		     : "rcx", "r11", "memory", "xmm0");
 	say("fpu %s %ld", memcmp(pattern, after, sizeof(after)) ? "bad" : "ok", ret);
+}
+
+/* Switches in a loop that keeps its state in registers only. */
+static void hop(long n)
+{
+	long failures = 0;
+
+	for (long i = 0; i < n; i++)
+		failures += sys1(601, (i + 1) & 1) != 0;
+	say("hop %ld", failures);
 }
 
 static void wait_signal(long ms)
@@ -231,6 +243,11 @@ static void run_op(const char *op)
 		say("thread %d", r);
 	} else if (IS("fpu")) {
 		fpu(v);
+	} else if (IS("hop")) {
+		hop(v);
+	} else if (IS("pgrp")) {
+		setpgid(0, 0);
+		say("pgrp %ld", (long)getpgrp());
 	} else if (IS("segv")) {
 		*(volatile int *)0 = 1;
 	} else if (IS("line")) {
