@@ -192,7 +192,8 @@ class RemoteProcess:
         The process must be stopped and have the stub mapped.
         """
         self._prepare_injection()
-        argv = ffi.new("int64_t[6]", [arch.signed(a & (2**64 - 1)) for a in args] + [0] * (6 - len(args)))
+        values = [arch.signed(a & (2**64 - 1)) for a in args]
+        argv = ffi.new("int64_t[6]", values + [0] * (6 - len(values)))
         ret = ffi.new("int64_t *")
         status = ffi.new("int *")
         self._dirty = True

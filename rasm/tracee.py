@@ -200,4 +200,4 @@ def attach(pid: int, backend: str = "auto", slots: int = N_MM) -> Tracee:
     return Tracee(backends.get(backend).attach(pid, slots))
 
 
-__all__ = ["Tracee", "spawn", "attach", "arch"]
+__all__ = ["Tracee", "arch", "attach", "spawn"]

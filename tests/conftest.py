@@ -24,7 +24,8 @@ def available_backends() -> list:
     for name in backends.NAMES:
         try:
             backends.get(name)
-            params.append(pytest.param(name, marks=[pytest.mark.kernel] if name == "kernel" else []))
+            marks = [pytest.mark.kernel] if name == "kernel" else []
+            params.append(pytest.param(name, marks=marks))
         except rasm.BackendUnavailable as e:
             params.append(pytest.param(name, marks=pytest.mark.skip(reason=str(e))))
     return params

@@ -7,7 +7,6 @@ import os
 import signal
 
 import pytest
-
 from conftest import lines, run_ops
 
 ENOENT, EBUSY = 2, 16

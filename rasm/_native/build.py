@@ -3,7 +3,6 @@
 
 from cffi import FFI
 
-
 CDEF = """
 struct user_regs_struct {
     unsigned long long r15, r14, r13, r12, rbp, rbx, r11, r10, r9, r8;

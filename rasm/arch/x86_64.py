@@ -91,7 +91,7 @@ def set_call(regs, nr: int, args) -> None:
     regs.rip = STUB_SYSCALL
     regs.rax = nr
     regs.orig_rax = 2**64 - 1
-    for name, value in zip(ARG_REGS, args):
+    for name, value in zip(ARG_REGS, args, strict=False):
         setattr(regs, name, value & (2**64 - 1))
 
 

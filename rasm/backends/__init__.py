@@ -52,4 +52,4 @@ def get(name: str = "auto") -> Backend:
     return backend
 
 
-__all__ = ["Backend", "Guest", "NAMES", "get"]
+__all__ = ["NAMES", "Backend", "Guest", "get"]

@@ -25,7 +25,9 @@ def resolve(program: str, env: dict[str, str]) -> str:
     return found
 
 
-def spawn_traced(argv: Sequence[str], env: dict[str, str] | None, filter_prog: bytes) -> RemoteProcess:
+def spawn_traced(
+    argv: Sequence[str], env: dict[str, str] | None, filter_prog: bytes
+) -> RemoteProcess:
     """Fork, seize, install ``filter_prog`` and exec ``argv``.
 
     Returns the process stopped at its exec; SpawnError if it could not start.
@@ -36,8 +38,8 @@ def spawn_traced(argv: Sequence[str], env: dict[str, str] | None, filter_prog: b
     path = resolve(argv[0], env)
     keep = [ffi.new("char[]", os.fsencode(a)) for a in argv]
     keep_env = [ffi.new("char[]", os.fsencode(f"{k}={v}")) for k, v in env.items()]
-    c_argv = ffi.new("char *[]", keep + [ffi.NULL])
-    c_envp = ffi.new("char *[]", keep_env + [ffi.NULL])
+    c_argv = ffi.new("char *[]", [*keep, ffi.NULL])
+    c_envp = ffi.new("char *[]", [*keep_env, ffi.NULL])
     err = ffi.new("int *")
     stage = ffi.new("int *")
     pid = lib.rasm_spawn(os.fsencode(path), c_argv, c_envp, filter_prog, len(filter_prog),
