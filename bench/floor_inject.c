@@ -2,17 +2,20 @@
 /*
  * floor_inject.c - the C floor for one injected syscall round trip.
  *
- * A traced child stops itself; we map a stub page "syscall; int3" at a fixed
- * address in it, then time the loop a careful C programmer would write:
- * SETREGS (rip = stub, rax = getppid), CONT, waitpid (SIGTRAP), GETREGS.
- * rasm's injector should land close to this number.
+ * A traced child stops itself; we map a stub page "syscall; int3; jmp back"
+ * at a fixed address in it, then time the loop a careful C programmer would
+ * write: SETREGS (rip = stub, rax = getppid), CONT, waitpid (SIGTRAP),
+ * GETREGS.  With --again, the loop rasm uses for a repeated call from the
+ * stub: POKEUSER rax, CONT, waitpid, GETREGS (the argument registers are
+ * still in place and the stub jumps back to its syscall).
  *
- * usage: floor_inject [--cpu K] [--addr HEX] [N]
+ * usage: floor_inject [--cpu K] [--addr HEX] [--again] [N]
  * prints: inject_roundtrip_ns <mean ns per iteration>
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <sched.h>
+#include <stddef.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -66,7 +69,8 @@ static double now_ns(void)
  */
 static void map_stub(uintptr_t addr, struct user_regs_struct *saved)
 {
-	static const unsigned char stub[8] = { 0x0f, 0x05, 0xcc };	/* syscall; int3 */
+	/* syscall; int3; jmp back to the syscall (as rasm's stub) */
+	static const unsigned char stub[8] = { 0x0f, 0x05, 0xcc, 0xeb, 0xfb };
 	struct user_regs_struct r;
 	long word;
 
@@ -110,7 +114,7 @@ int main(int argc, char **argv)
 	long i, n = 100000, warm = 1000;
 	struct user_regs_struct saved, r, out;
 	pid_t self = getpid();
-	int cpu = -1, status;
+	int cpu = -1, again = 0, status;
 	double t0, t1;
 
 	for (i = 1; i < argc; i++) {
@@ -118,10 +122,12 @@ int main(int argc, char **argv)
 			cpu = atoi(argv[++i]);
 		else if (!strcmp(argv[i], "--addr") && i + 1 < argc)
 			addr = strtoul(argv[++i], NULL, 0);
+		else if (!strcmp(argv[i], "--again"))
+			again = 1;
 		else if (argv[i][0] != '-' && atol(argv[i]) > 0)
 			n = atol(argv[i]);
 		else {
-			fprintf(stderr, "usage: floor_inject [--cpu K] [--addr HEX] [N]\n");
+			fprintf(stderr, "usage: floor_inject [--cpu K] [--addr HEX] [--again] [N]\n");
 			return 2;
 		}
 	}
@@ -154,9 +160,15 @@ int main(int argc, char **argv)
 	for (i = -warm, t0 = 0; i < n; i++) {
 		if (i == 0)
 			t0 = now_ns();
-		if (ptrace(PTRACE_SETREGS, child, 0, &r) ||
-		    ptrace(PTRACE_CONT, child, 0, 0))
-			die("SETREGS/CONT");
+		if (again && i > -warm) {
+			if (ptrace(PTRACE_POKEUSER, child,
+				   offsetof(struct user_regs_struct, rax), SYS_getppid))
+				die("POKEUSER");
+		} else if (ptrace(PTRACE_SETREGS, child, 0, &r)) {
+			die("SETREGS");
+		}
+		if (ptrace(PTRACE_CONT, child, 0, 0))
+			die("CONT");
 		wait_trap();
 		if (ptrace(PTRACE_GETREGS, child, 0, &out))
 			die("GETREGS");

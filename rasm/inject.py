@@ -50,6 +50,10 @@ TRACE_OPTIONS = (
 )
 
 ALL_SIGNALS = (1 << 64) - 1
+_ZEROS = (0,) * 6
+_inject = lib.rasm_inject
+_inject_again = lib.rasm_inject_again
+_STUB = arch.STUB_SYSCALL
 SIGINFO_SIZE = 128
 
 
@@ -100,6 +104,12 @@ class RemoteProcess:
         self._saved_mask: int | None = None
         self._siginfo: bytes | None = None
         self._mem_fd: int | None = None
+        self._prepared = False  # _prepare_injection done for this stop
+        self._args = ffi.new("int64_t[6]")
+        self._at_stub = False  # stopped at the stub's int3 by our last call
+        self._last_args: tuple[int, ...] = ()
+        self._ret = ffi.new("int64_t *")
+        self._status = ffi.new("int *")
 
     # -- stop bookkeeping -------------------------------------------------
     def note_stop(self, status: int) -> None:
@@ -111,9 +121,7 @@ class RemoteProcess:
             return
         self.stopped = True
         self.status = status
-        self._regs = None
-        self._dirty = False
-        self._siginfo = None
+        self.forget_registers()
 
     @property
     def stop_signal(self) -> int:
@@ -149,6 +157,7 @@ class RemoteProcess:
         check(lib.rasm_setregs(self.pid, regs), "setregs")
         self._regs = copy_regs(regs)
         self._dirty = False
+        self._at_stub = False
 
     def ptrace(self, request: int, addr: int = 0, data: int = 0) -> int:
         return check(lib.rasm_ptrace(request, self.pid, addr, data), f"ptrace({request:#x})")
@@ -178,47 +187,71 @@ class RemoteProcess:
 
     # -- injection ----------------------------------------------------------
     def _prepare_injection(self) -> None:
+        """Once per stop: fetch the registers to restore, block signals and
+        keep the siginfo of a signal stop."""
         self._need_stopped("inject")
-        self.regs()
+        if self._regs is None:
+            self.regs()
         if self._saved_mask is None:
             self._saved_mask = self.sigmask()
             self.set_sigmask(ALL_SIGNALS)
         if self._siginfo is None and self.stop_signal:
             self._siginfo = self.siginfo()
+        self._prepared = True
 
     def inject(self, nr: int, *args: int) -> int:
         """Run syscall ``nr(args)`` at the stub; return its raw (signed) result.
 
         The process must be stopped and have the stub mapped.
         """
-        self._prepare_injection()
-        values = [arch.signed(a & (2**64 - 1)) for a in args]
-        argv = ffi.new("int64_t[6]", values + [0] * (6 - len(values)))
-        ret = ffi.new("int64_t *")
-        status = ffi.new("int *")
-        self._dirty = True
-        r = lib.rasm_inject(self.pid, self._regs, arch.STUB_SYSCALL, nr, argv, ret, status)
+        return self._run(nr, args)
+
+    def call(self, name: str | int, *args: int) -> int:
+        """Like ``inject`` but by name, raising RemoteSyscallError on -errno."""
+        nr = name if type(name) is int else arch.syscall_number(name)
+        ret = self._run(nr, args)
+        if -4096 < ret < 0:
+            raise RemoteSyscallError(arch.syscall_name(nr), -ret)
+        return ret
+
+    def _run(self, nr: int, args: tuple[int, ...]) -> int:
+        """The hot path: reused buffers, one C call per injected syscall."""
+        if not self._prepared:
+            self._prepare_injection()
+        if self._at_stub and args == self._last_args:
+            # Still at the stub's int3 with these arguments in place.
+            r = _inject_again(self.pid, _STUB, nr, self._ret, self._status)
+        else:
+            argv = self._args
+            try:
+                argv[0:6] = args + _ZEROS[len(args) :]
+            except OverflowError:  # an unsigned value with the top bit set
+                argv[0:6] = [arch.signed(a & (2**64 - 1)) for a in args + _ZEROS[len(args) :]]
+            self._dirty = True
+            r = _inject(self.pid, self._regs, _STUB, nr, argv, self._ret, self._status)
+        self._last_args = args
+        self._at_stub = r == 0
+        if r:
+            self._finish_injection(r, nr)
+            if self.exec_happened:
+                return 0
+        return self._ret[0]
+
+    def _finish_injection(self, r: int, nr: int) -> None:
+        """Handle what got in the way of an injection until it completes
+        (or an execve it ran succeeded)."""
+        ret, status = self._ret, self._status
         while r == 1 or r == -4:
             if r == 1:
                 self._unexpected_stop(status[0])
                 if self.exec_happened:
-                    return 0
+                    return
                 self.ptrace(PTRACE_CONT)
             r = lib.rasm_inject_finish(self.pid, arch.STUB_SYSCALL, ret, status)
         if r < 0:
             if r == -3:  # ESRCH: learn how it died
                 self._reap_death()
             check(r, f"inject {arch.syscall_name(nr)}")
-        return ret[0]
-
-    def call(self, name: str | int, *args: int) -> int:
-        """Like ``inject`` but by name, raising RemoteSyscallError on -errno."""
-        nr = arch.syscall_number(name)
-        ret = self.inject(nr, *args)
-        err = arch.errno_of(ret)
-        if err:
-            raise RemoteSyscallError(arch.syscall_name(nr), err)
-        return ret
 
     def _reap_death(self) -> None:
         pid, status = wait(self.pid, os.WNOHANG)
@@ -238,9 +271,7 @@ class RemoteProcess:
             # An injected execve succeeded: there is nothing left to restore.
             self.exec_happened = True
             self.status = status
-            self._regs = None
-            self._dirty = False
-            self._saved_mask = None
+            self.forget_registers()
         elif event in (EVENT_STOP, EVENT_SECCOMP, EVENT_EXIT):
             pass  # interrupt or group stop; continue the injection
         else:
@@ -258,9 +289,11 @@ class RemoteProcess:
                 arch.rewind_to_syscall(regs)
             check(lib.rasm_setregs(self.pid, regs), "restore registers")
             self._dirty = False
+            self._at_stub = False
         if self._saved_mask is not None:
             self.set_sigmask(self._saved_mask)
             self._saved_mask = None
+            self._prepared = False
 
     def resume(self, sig: int = 0, request: int = PTRACE_CONT) -> None:
         """Restore what injection changed and let the process run."""
@@ -272,19 +305,27 @@ class RemoteProcess:
             self.set_siginfo(self._siginfo)
         self.ptrace(request, 0, sig)
         self.stopped = False
-        self._regs = None
-        self._siginfo = None
+        self.forget_registers()
 
     def adopt_regs(self, regs) -> None:
         """Record registers that were just loaded into the process."""
+        self.forget_registers()
         self._regs = copy_regs(regs)
-        self._dirty = False
-        self._saved_mask = None
 
     def drop_saved_state(self) -> None:
         """Forget the stop's registers and mask: the caller set new ones."""
+        regs = self._regs
+        self.forget_registers()
+        self._regs = regs
+
+    def forget_registers(self) -> None:
+        """Forget all that was saved at this stop (nothing is restored)."""
+        self._regs = None
         self._dirty = False
         self._saved_mask = None
+        self._siginfo = None
+        self._prepared = False
+        self._at_stub = False
 
     # -- memory ---------------------------------------------------------------
     def _mem(self) -> int:

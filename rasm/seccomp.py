@@ -32,34 +32,40 @@ def build(traced: Iterable[int], traced_if_arg0: dict[int, int] | None = None) -
     """Assemble a filter that traces ``traced`` always, and each syscall in
     ``traced_if_arg0`` only when its first argument equals the given value.
 
-    Returns the raw ``struct sock_filter`` array.
+    The syscall number is tested first and every other syscall is allowed
+    without looking at anything else, so the kernel's per-syscall cache
+    (seccomp "constant action" bitmap) lets them through without running the
+    filter at all.  Returns the raw ``struct sock_filter`` array.
     """
-    traced = sorted(set(traced))
-    conditional = sorted((traced_if_arg0 or {}).items())
     body: list[bytes] = []
-    for nr in traced:
-        body += [_insn(_JEQ_K, nr, 0, 1), _insn(_RET_K, SECCOMP_RET_TRACE | nr)]
-    for nr, arg0 in conditional:
-        # nr matches -> load arg0, compare, trace or allow; reload nr after.
+    for nr in sorted(set(traced)):
+        body += [_insn(_JEQ_K, nr, 0, len(_STUB_CHECK) + 1), *_STUB_CHECK,
+                 _insn(_RET_K, SECCOMP_RET_TRACE | nr)]
+    for nr, arg0 in sorted((traced_if_arg0 or {}).items()):
         body += [
-            _insn(_JEQ_K, nr, 0, 4),
+            _insn(_JEQ_K, nr, 0, 3),
             _insn(_LD_W_ABS, _ARG0_LO),
-            _insn(_JEQ_K, arg0, 0, 1),
+            _insn(_JEQ_K, arg0 & 0xFFFFFFFF, 0, 1),
             _insn(_RET_K, SECCOMP_RET_TRACE | nr),
-            _insn(_RET_K, SECCOMP_RET_ALLOW),
+            _ALLOW,
         ]
-    allow = _insn(_RET_K, SECCOMP_RET_ALLOW)
-    nbody = len(body)
-    ip = arch.STUB_SYSCALL_RETURN_IP
-    # Jumps are relative to the next instruction; both "allow" exits land on
-    # the final ALLOW after the body.
     head = [
         _insn(_LD_W_ABS, _ARCH),
-        _insn(_JEQ_K, arch.AUDIT_ARCH, 0, 5 + nbody),  # foreign arch: allow
-        _insn(_LD_W_ABS, _IP_LO),
-        _insn(_JEQ_K, ip & 0xFFFFFFFF, 0, 2),
-        _insn(_LD_W_ABS, _IP_HI),
-        _insn(_JEQ_K, ip >> 32, 1 + nbody, 0),  # made by the stub: allow
+        _insn(_JEQ_K, arch.AUDIT_ARCH, 1, 0),
+        _ALLOW,  # another ABI (i386 via int 0x80): not ours
         _insn(_LD_W_ABS, _NR),
     ]
-    return b"".join(head + body + [allow])
+    return b"".join([*head, *body, _ALLOW])
+
+
+_ALLOW = _insn(_RET_K, SECCOMP_RET_ALLOW)
+_IP = arch.STUB_SYSCALL_RETURN_IP
+# Inside a matched syscall's block: made by the injection stub -> ALLOW,
+# otherwise fall through to the block's RET TRACE.
+_STUB_CHECK = [
+    _insn(_LD_W_ABS, _IP_LO),
+    _insn(_JEQ_K, _IP & 0xFFFFFFFF, 0, 3),
+    _insn(_LD_W_ABS, _IP_HI),
+    _insn(_JEQ_K, _IP >> 32, 0, 1),
+    _ALLOW,
+]

@@ -201,23 +201,20 @@ close_go:
  */
 int rasm_inject_finish(int pid, uint64_t stub, int64_t *ret, int *status)
 {
-	uint64_t ip, ax;
+	struct user_regs_struct out;
 	int r = rasm_wait(pid, status, 0);
 
 	if (r < 0)
 		return r;
 	if (!WIFSTOPPED(*status) || *status >> 8 != SIGTRAP)
 		return 1;
-	r = rasm_peekuser(pid, offsetof(struct user_regs_struct, rip), &ip);
-	if (r)
-		return r;
+	/* One GETREGS reads both the result and where the tracee stopped. */
+	if (ptrace(PTRACE_GETREGS, pid, 0, &out))
+		return -errno;
 	/* A SIGTRAP from elsewhere (kill -TRAP) is not our int3. */
-	if (ip != stub + 3)
+	if (out.rip != stub + 3)
 		return 1;
-	r = rasm_peekuser(pid, offsetof(struct user_regs_struct, rax), &ax);
-	if (r)
-		return r;
-	*ret = (int64_t)ax;
+	*ret = (int64_t)out.rax;
 	return 0;
 }
 
@@ -237,6 +234,20 @@ int rasm_inject(int pid, const struct user_regs_struct *base, uint64_t stub,
 	r.r8 = args[4];
 	r.r9 = args[5];
 	if (ptrace(PTRACE_SETREGS, pid, 0, &r) || ptrace(PTRACE_CONT, pid, 0, 0))
+		return -errno;
+	return rasm_inject_finish(pid, stub, ret, status);
+}
+
+/*
+ * The same again, from the stub's int3: the stub jumps back to its syscall
+ * instruction and the argument registers survived the last call, so only
+ * the syscall number needs writing.
+ */
+int rasm_inject_again(int pid, uint64_t stub, int64_t nr, int64_t *ret,
+		      int *status)
+{
+	if (ptrace(PTRACE_POKEUSER, pid, offsetof(struct user_regs_struct, rax), nr) ||
+	    ptrace(PTRACE_CONT, pid, 0, 0))
 		return -errno;
 	return rasm_inject_finish(pid, stub, ret, status);
 }

@@ -16,15 +16,17 @@ for _nr, _name in sorted(_NAMES.items(), reverse=True):
 
 # The stub page: mapped at the same address in every AS (it is created
 # before the first new_as, so every duplicate has it).  Layout:
-#   +0  syscall; int3      injected syscalls land here and trap back
-#   +8  syscall; int3      parking: rt_sigsuspend(&EMPTY_SET) that restarts
-#   +16 8 zero bytes       the empty signal set parking waits with
+#   +0  syscall; int3; jmp +0   injected syscalls land here and trap back;
+#                               resuming from the int3 runs the syscall again
+#   +8  syscall; int3           parking: rt_sigsuspend(&EMPTY_SET), restarted
+#   +16 8 zero bytes            the empty signal set parking waits with
 STUB_ADDR = 0x3A5D_0000_0000
 STUB_SIZE = 0x1000
 STUB_SYSCALL = STUB_ADDR
+STUB_INT3_RETURN_IP = STUB_ADDR + 3  # where a tracee stops after an injection
 STUB_PARK = STUB_ADDR + 8
 STUB_EMPTY_SET = STUB_ADDR + 16
-STUB_CODE = bytes.fromhex("0f05cc90 90909090 0f05cc90 90909090".replace(" ", "")) + bytes(8)
+STUB_CODE = bytes.fromhex("0f05cc ebfb 909090" "0f05cc 9090909090") + bytes(8)
 # The address seccomp reports for a syscall made at STUB_SYSCALL.
 STUB_SYSCALL_RETURN_IP = STUB_SYSCALL + 2
 SCRATCH_ADDR = STUB_ADDR + STUB_SIZE  # private RW scratch for marshalled arguments

@@ -206,12 +206,11 @@ class ProcessGuest:
         old = self.slots[self.current]
         if old is not None:
             old.stopped = True
-            old.drop_saved_state()
-            old._regs = None
+            old.forget_registers()
         self.current = new
         target = self.slots[new]
         target.stopped = False
-        target._regs = None
+        target.forget_registers()
 
     def _stopped_running(self, what: str) -> RemoteProcess:
         if self.finished:
@@ -321,8 +320,7 @@ class ProcessGuest:
             ctx.sigmask = src._saved_mask
         check(lib.rasm_load_ctx(dst.pid, ctx), "load context")
         dst.adopt_regs(regs)
-        src.drop_saved_state()
-        src._regs = None
+        src.forget_registers()
 
     def park_identity(self) -> None:
         """Send P to wait for signals in rt_sigsuspend on the stub page."""
