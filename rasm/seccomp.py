@@ -43,7 +43,7 @@ def build(traced: Iterable[int], traced_if_arg0: dict[int, int] | None = None) -
                  _insn(_RET_K, SECCOMP_RET_TRACE | nr)]
     for nr, arg0 in sorted((traced_if_arg0 or {}).items()):
         body += [
-            _insn(_JEQ_K, nr, 0, 3),
+            _insn(_JEQ_K, nr, 0, 4),  # not this one: on to the next block
             _insn(_LD_W_ABS, _ARG0_LO),
             _insn(_JEQ_K, arg0 & 0xFFFFFFFF, 0, 1),
             _insn(_RET_K, SECCOMP_RET_TRACE | nr),

@@ -45,8 +45,9 @@ def test_the_stub_is_never_traced():
 
 def test_kill_is_traced_only_when_aimed_at_the_guest():
     prog = table_filter(4321)
-    assert run(prog, 62, arg0=4321)[0] == seccomp.SECCOMP_RET_TRACE | 62
-    assert run(prog, 62, arg0=4322)[0] == seccomp.SECCOMP_RET_ALLOW
+    for nr in (62, 200, 234):  # kill, tkill, tgkill
+        assert run(prog, nr, arg0=4321)[0] == seccomp.SECCOMP_RET_TRACE | nr
+        assert run(prog, nr, arg0=4322)[0] == seccomp.SECCOMP_RET_ALLOW
 
 
 def test_other_syscalls_are_constant_allow():
