@@ -162,3 +162,68 @@ def test_multias_unavailable_natively(ops, what):
 
     out = subprocess.run([ops, what], capture_output=True).stdout.decode()
     assert out.strip() == f"{what.split(':')[0]} -38"  # ENOSYS on a stock kernel
+
+
+def test_posix_timer_armed_in_one_slot_fires_in_another(backend, ops):
+    out = lines(run_ops(backend, ops, "handler:14", "new", "new", "sw:1", "ptimer:150",
+                        "sw:2", "waitsig:5000"))
+    assert out == ["new 1", "new 2", "sw 0", "sw 0", "count 1"]
+
+
+def test_credentials_and_altstack_hold_in_every_slot(backend, ops):
+    out = lines(run_ops(backend, ops, "new", "sw:1", "setgid:7", "altstack", "getaltstack",
+                        "sw:0", "gid", "getaltstack"))
+    assert out[:4] == ["new 1", "sw 0", "setgid 0", "altstack 0"]
+    stack = out[4]
+    assert out[5:] == ["sw 0", "gid 7", stack]
+
+
+def test_seed_demo_natively_says_unavailable(seed_demo):
+    import subprocess
+
+    result = subprocess.run([seed_demo], capture_output=True, check=False)
+    assert result.returncode == 77
+    assert b"multias unavailable" in result.stdout + result.stderr
+
+
+def test_controller_death_leaves_nothing(backend, ops):
+    """SIGKILL the controller: the guest and every holder die with it."""
+    import ctypes
+    import subprocess
+    import sys
+    import time
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    assert libc.prctl(36, 1, 0, 0, 0) == 0  # PR_SET_CHILD_SUBREAPER: orphans come to us
+    try:
+        proc = subprocess.Popen([sys.executable, "-m", "rasm.cli", "run", "--backend", backend,
+                                 "--", ops, "new", "new", "sw:2", "ids", "sleep:30000"],
+                                stdout=subprocess.PIPE)
+        assert [proc.stdout.readline() for _ in range(3)] == [b"new 1\n", b"new 2\n", b"sw 0\n"]
+        guest = int(proc.stdout.readline().split()[1])
+        held = [guest] + [int(p) for p in os.listdir("/proc")
+                          if p.isdigit() and _ppid(int(p)) == proc.pid]
+        assert len(held) >= 3 if backend == "process" else len(held) >= 1
+        proc.kill()
+        proc.wait()
+        deadline = time.monotonic() + 10
+        for pid in held:
+            while time.monotonic() < deadline:
+                try:
+                    if os.waitpid(pid, os.WNOHANG)[0] == pid:
+                        break
+                except ChildProcessError:
+                    if not os.path.exists(f"/proc/{pid}"):
+                        break
+                time.sleep(0.01)
+            assert not os.path.exists(f"/proc/{pid}"), f"{pid} outlived the controller"
+    finally:
+        libc.prctl(36, 0, 0, 0, 0)
+
+
+def _ppid(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return int(f.read().rsplit(")", 1)[1].split()[1])
+    except OSError:
+        return 0

@@ -26,6 +26,9 @@
  *   thread         pthread_create -> "thread <ret>"
  *   fpu:N          ymm0 holds a pattern across switch_as(N) -> "fpu <ok|bad> <ret>"
  *   hop:N          switch_as(1), switch_as(0), ... N times -> "hop <failures>"
+ *   ptimer:MS      one-shot POSIX timer (timer_create, SIGALRM)
+ *   setgid:G gid   setresgid(G, G, G); "gid <getgid>"
+ *   altstack getaltstack   sigaltstack on a static buffer; "altstack <ss_sp>"
  *   pgrp           setpgid(0, 0) -> "pgrp <pgid>"
  *   segv           write to address 0
  *   line           read a line from stdin -> "line <text>"
@@ -243,6 +246,28 @@ static void run_op(const char *op)
 		say("thread %d", r);
 	} else if (IS("fpu")) {
 		fpu(v);
+	} else if (IS("ptimer")) {
+		struct sigevent sev = { .sigev_notify = SIGEV_SIGNAL, .sigev_signo = SIGALRM };
+		struct itimerspec its = { { 0, 0 }, { v / 1000, (v % 1000) * 1000000 } };
+		timer_t timer;
+
+		if (timer_create(CLOCK_MONOTONIC, &sev, &timer) ||
+		    timer_settime(timer, 0, &its, NULL))
+			say("ptimer %d", -errno);
+	} else if (IS("setgid")) {
+		say("setgid %d", setresgid(v, v, v));
+	} else if (IS("gid")) {
+		say("gid %ld", (long)getgid());
+	} else if (IS("altstack")) {
+		static char alt[64 * 1024];
+		stack_t ss = { .ss_sp = alt, .ss_size = sizeof(alt) };
+
+		say("altstack %d", sigaltstack(&ss, NULL));
+	} else if (IS("getaltstack")) {
+		stack_t old;
+
+		sigaltstack(NULL, &old);
+		say("altstack %p", old.ss_sp);
 	} else if (IS("hop")) {
 		hop(v);
 	} else if (IS("pgrp")) {
