@@ -52,6 +52,7 @@ TRACE_OPTIONS = (
 ALL_SIGNALS = (1 << 64) - 1
 _ZEROS = (0,) * 6
 _inject = lib.rasm_inject
+_NUMBERS = arch.SYSCALL_NUMBERS
 _inject_again = lib.rasm_inject_again
 _STUB = arch.STUB_SYSCALL
 SIGINFO_SIZE = 128
@@ -208,7 +209,13 @@ class RemoteProcess:
 
     def call(self, name: str | int, *args: int) -> int:
         """Like ``inject`` but by name, raising RemoteSyscallError on -errno."""
-        nr = name if type(name) is int else arch.syscall_number(name)
+        return self.call_args(name, args)
+
+    def call_args(self, name: str | int, args: tuple[int, ...]) -> int:
+        """``call`` with the arguments as a tuple (the public API's hot path)."""
+        nr = _NUMBERS.get(name)
+        if nr is None:
+            nr = arch.syscall_number(name)  # a number, or ValueError
         ret = self._run(nr, args)
         if -4096 < ret < 0:
             raise RemoteSyscallError(arch.syscall_name(nr), -ret)

@@ -12,8 +12,6 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 
-from ptrace.debugger.memory_mapping import readProcessMappings
-
 from . import backends
 from .abi import N_MM
 from .arch import current as arch
@@ -88,6 +86,10 @@ class Tracee:
 
     def maps(self, space: int | None = None) -> list[Mapping]:
         """The mappings of AS ``space`` (None: current)."""
+        # Imported here: python-ptrace's debugger package costs ~20 ms at
+        # start-up, which `rasm run` does not need.
+        from ptrace.debugger.memory_mapping import readProcessMappings
+
         proc = self._guest.process_for(space)
         return [
             Mapping(m.start, m.end, m.permissions, m.offset, m.inode, m.pathname or "")
@@ -101,7 +103,7 @@ class Tracee:
         Returns its result; RemoteSyscallError(errno) if it failed,
         InjectionError if it could not be run.  The tracee's registers and
         signal mask are restored before it next runs."""
-        return self._guest.process_for(space).call(name, *args)
+        return self._guest.process_for(space).call_args(name, args)
 
     def mmap(self, addr: int, length: int, prot: int, flags: int, space: int | None = None,
              fd: int = -1, offset: int = 0) -> int:

@@ -274,10 +274,12 @@ class ProcessGuest:
         self._kill_and_reap(holder)
 
     def process_for(self, space: int | None) -> RemoteProcess:
-        if self.finished:
+        if self.finished is not None:
             raise TraceeGone(f"guest {self.pid} has {self.finished}")
-        if space is None or (space == 0 and not self.table):
-            return self.running
+        if space is None:
+            return self.slots[self.current] or self.identity if self.table else self.identity
+        if space == 0 and not self.table:
+            return self.identity
         return self._slot(space, "address space")
 
     def set_reporting(self, on: bool) -> None:
