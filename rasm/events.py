@@ -2,15 +2,9 @@
 
 from __future__ import annotations
 
-import signal as _signal
 from dataclasses import dataclass
 
-
-def signal_name(sig: int) -> str:
-    try:
-        return _signal.Signals(sig).name
-    except ValueError:
-        return f"SIG{sig}"
+from ptrace.signames import signalName as signal_name
 
 
 @dataclass(frozen=True)

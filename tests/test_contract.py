@@ -190,3 +190,45 @@ def test_fewer_slots(backend, ops):
         assert t.new_as() == 1 and t.new_as() == 2
         with pytest.raises(rasm.NoFreeSlot):
             t.new_as()
+
+
+def test_wait_on_a_stopped_guest_needs_cont_or_timeout(backend, ops):
+    with rasm.spawn([ops], backend=backend) as t:
+        with pytest.raises(rasm.RasmError):
+            t.wait()
+        with pytest.raises(rasm.WaitTimeout):
+            t.wait(timeout=0.05)
+
+
+def test_failed_attach_leaves_the_process_untraced_and_running(backend):
+    """The stub address is taken in the target: attach fails cleanly."""
+    import subprocess
+    import sys
+
+    from rasm.arch import current as arch
+
+    code = (
+        "import ctypes, sys, time\n"
+        "libc = ctypes.CDLL(None)\n"
+        "libc.mmap.restype = ctypes.c_void_p\n"
+        "libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int,"
+        " ctypes.c_int, ctypes.c_long]\n"
+        f"assert libc.mmap({arch.STUB_ADDR}, 4096, 3, 0x32, -1, 0) == {arch.STUB_ADDR}\n"
+        "print('ready', flush=True)\n"
+        "sys.stdin.readline()\n"
+        "print('still alive', flush=True)\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE)
+    try:
+        assert proc.stdout.readline() == b"ready\n"
+        with pytest.raises(rasm.InjectionError):
+            rasm.attach(proc.pid, backend=backend)
+        with open(f"/proc/{proc.pid}/status") as f:
+            assert "TracerPid:\t0\n" in f.read()
+        proc.stdin.write(b"go\n")
+        proc.stdin.flush()
+        assert proc.stdout.readline() == b"still alive\n"
+    finally:
+        proc.kill()
+        proc.wait()

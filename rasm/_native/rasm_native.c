@@ -9,6 +9,7 @@
 #include <elf.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
+#include <linux/kcmp.h>
 #include <sys/prctl.h>
 #include <sys/ptrace.h>
 #include <sys/syscall.h>
@@ -48,6 +49,14 @@ int rasm_wait(int pid, int *status, int flags)
 	int r = waitpid(pid, status, flags | __WALL);
 
 	return r < 0 ? -errno : r;
+}
+
+/* 1 when both processes use one mm, 0 when not, negative errno if unknown. */
+int rasm_same_mm(int a, int b)
+{
+	long r = syscall(SYS_kcmp, a, b, KCMP_VM, 0, 0);
+
+	return r < 0 ? -errno : r == 0;
 }
 
 int rasm_getregs(int pid, struct user_regs_struct *regs)

@@ -383,6 +383,19 @@ class ProcessGuest:
         p.close()
         self.finished = Event("detached", self.pid)
 
+    def abandon(self) -> None:
+        """Attaching failed: put the process back as it was and let it go."""
+        p = self.identity
+        self.session.forget(p.pid)
+        self.finished = Event("detached", self.pid)
+        if p.alive and p.stopped:
+            try:
+                p.restore()
+                p.ptrace(PTRACE_DETACH)
+            except RasmError:
+                pass
+        p.close()
+
     def close(self) -> None:
         """End tracing: detach an attached guest when possible, else kill."""
         if self.attached and self.finished is None and not self.table and not self.threads:
@@ -481,6 +494,9 @@ class ProcessGuest:
         while not self.events:
             if self.finished is not None:
                 raise TraceeGone(f"guest {self.pid} has {self.finished}")
+            if deadline is None and self.running.stopped:
+                raise RasmError(f"wait: guest {self.pid} is stopped; cont() it first "
+                                "(or wait with a timeout)")
             if deadline is None:
                 self.session.pump(self, block=True)
             elif not self.session.pump(self, block=False):
@@ -550,12 +566,8 @@ def _tgid(pid: int) -> int:
 
 
 def _same_mm(a: int, b: int) -> bool:
-    """Whether two processes share one mm (kcmp KCMP_VM); True when unknown."""
-    import ctypes
-
-    libc = ctypes.CDLL(None, use_errno=True)
-    r = libc.syscall(arch.syscall_number("kcmp"), a, b, 1, 0, 0)
-    return r != 1 and r != 2
+    """Whether two processes share one mm; True when it cannot be told."""
+    return lib.rasm_same_mm(a, b) != 0
 
 
 class ProcessBackend:
@@ -606,7 +618,7 @@ class ProcessBackend:
                 if int(tid) != pid:
                     guest.shares_mm = True
         except BaseException:
-            guest.kill()
+            guest.abandon()
             raise
         guest.signals.flush_deferred()
         return guest
