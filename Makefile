@@ -43,7 +43,7 @@ test-kernel:
 test: test-kernel test-core
 
 bench: install
-	$(PY) -m rasm.bench
+	$(PY) bench/run.py
 
 clean:
 	rm -rf $(BUILD) $(VENV) rasm/_native/*.so rasm/_native/_rasm_native.c *.egg-info

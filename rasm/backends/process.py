@@ -72,6 +72,7 @@ CLONE_PARENT, CLONE_THREAD, CLONE_SYSVSEM = 0x8000, 0x10000, 0x40000
 HOLDER_CLONE_FLAGS = CLONE_PARENT | CLONE_FS | CLONE_FILES | CLONE_SYSVSEM
 EAGAIN, ECHILD, EINTR = 11, 10, 4
 SECCOMP_SET_MODE_FILTER = 1
+SECCOMP_STOP_STATUS = ((signal.SIGTRAP | EVENT_SECCOMP << 8) << 8) | 0x7F
 PR_SET_NO_NEW_PRIVS = 38
 
 
@@ -205,8 +206,7 @@ class ProcessGuest:
             return
         old = self.slots[self.current]
         if old is not None:
-            old.stopped = True
-            old.forget_registers()
+            old.note_stop(SECCOMP_STOP_STATUS)  # parked in its switch_as
         self.current = new
         target = self.slots[new]
         target.stopped = False
