@@ -23,6 +23,8 @@ from .errors import RasmError, SpawnError
 from .events import Event
 from .tracee import spawn
 
+PR_SET_CHILD_SUBREAPER = 36
+WALL = 0x40000000
 EXIT_RASM_FAILED = 125
 EXIT_NOT_EXECUTABLE = 126
 EXIT_NOT_FOUND = 127
@@ -60,16 +62,39 @@ def cmd_run(args: argparse.Namespace) -> int:
     # terminal; it decides, and we exit with its status.
     for sig in (signal.SIGINT, signal.SIGQUIT):
         signal.signal(sig, signal.SIG_IGN)
-    with spawn(argv, backend=args.backend, slots=args.slots) as tracee:
-        if args.verbose:
-            tracee.report_as_events(True)
-        while True:
-            tracee.cont()
-            event = tracee.wait()
+    # Holders of address spaces that the guest's children made are the
+    # children's; when those exit we adopt and reap them.
+    _become_subreaper()
+    try:
+        with spawn(argv, backend=args.backend, slots=args.slots) as tracee:
             if args.verbose:
-                _log(event)
-            if event.finished:
-                return event.exit_status or 0
+                tracee.report_as_events(True)
+            while True:
+                tracee.cont()
+                event = tracee.wait()
+                if args.verbose:
+                    _log(event)
+                if event.finished:
+                    return event.exit_status or 0
+    finally:
+        _reap_adopted()
+
+
+def _become_subreaper() -> None:
+    from ._native import lib
+
+    lib.rasm_prctl(PR_SET_CHILD_SUBREAPER, 1)
+
+
+def _reap_adopted() -> None:
+    """Collect the exit of every child that has finished; leave the rest."""
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG | WALL)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
 
 
 def _log(event: Event) -> None:

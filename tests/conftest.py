@@ -104,6 +104,18 @@ def _descendants(root: int) -> list[tuple[int, str]]:
     return sorted((p, names[p]) for p in found)
 
 
+def pytest_configure(config):
+    """Become a child subreaper: processes orphaned by a test's subprocess
+    (say, holders a `rasm run` forgot) are reparented to us, where
+    no_leaked_processes sees them instead of init."""
+    import ctypes
+
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+
+
+PR_SET_CHILD_SUBREAPER = 36
+
+
 @pytest.fixture(autouse=True)
 def no_leaked_processes():
     """Fail a test that leaves any child, grandchild or tracee behind."""

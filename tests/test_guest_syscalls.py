@@ -188,37 +188,32 @@ def test_seed_demo_natively_says_unavailable(seed_demo):
 
 def test_controller_death_leaves_nothing(backend, ops):
     """SIGKILL the controller: the guest and every holder die with it."""
-    import ctypes
     import subprocess
     import sys
     import time
 
-    libc = ctypes.CDLL(None, use_errno=True)
-    assert libc.prctl(36, 1, 0, 0, 0) == 0  # PR_SET_CHILD_SUBREAPER: orphans come to us
-    try:
-        proc = subprocess.Popen([sys.executable, "-m", "rasm.cli", "run", "--backend", backend,
-                                 "--", ops, "new", "new", "sw:2", "ids", "sleep:30000"],
-                                stdout=subprocess.PIPE)
-        assert [proc.stdout.readline() for _ in range(3)] == [b"new 1\n", b"new 2\n", b"sw 0\n"]
-        guest = int(proc.stdout.readline().split()[1])
-        held = [guest] + [int(p) for p in os.listdir("/proc")
-                          if p.isdigit() and _ppid(int(p)) == proc.pid]
-        assert len(held) >= 3 if backend == "process" else len(held) >= 1
-        proc.kill()
-        proc.wait()
-        deadline = time.monotonic() + 10
-        for pid in held:
-            while time.monotonic() < deadline:
-                try:
-                    if os.waitpid(pid, os.WNOHANG)[0] == pid:
-                        break
-                except ChildProcessError:
-                    if not os.path.exists(f"/proc/{pid}"):
-                        break
-                time.sleep(0.01)
-            assert not os.path.exists(f"/proc/{pid}"), f"{pid} outlived the controller"
-    finally:
-        libc.prctl(36, 0, 0, 0, 0)
+    # conftest made us a child subreaper: the orphans come to us.
+    proc = subprocess.Popen([sys.executable, "-m", "rasm.cli", "run", "--backend", backend,
+                             "--", ops, "new", "new", "sw:2", "ids", "sleep:30000"],
+                            stdout=subprocess.PIPE)
+    assert [proc.stdout.readline() for _ in range(3)] == [b"new 1\n", b"new 2\n", b"sw 0\n"]
+    guest = int(proc.stdout.readline().split()[1])
+    held = [guest] + [int(p) for p in os.listdir("/proc")
+                      if p.isdigit() and _ppid(int(p)) == proc.pid]
+    assert len(held) >= 3 if backend == "process" else len(held) >= 1
+    proc.kill()
+    proc.wait()
+    deadline = time.monotonic() + 10
+    for pid in held:
+        while time.monotonic() < deadline:
+            try:
+                if os.waitpid(pid, os.WNOHANG)[0] == pid:
+                    break
+            except ChildProcessError:
+                if not os.path.exists(f"/proc/{pid}"):
+                    break
+            time.sleep(0.01)
+        assert not os.path.exists(f"/proc/{pid}"), f"{pid} outlived the controller"
 
 
 def _ppid(pid: int) -> int:

@@ -28,6 +28,7 @@ long rasm_ptrace(long request, int pid, unsigned long addr, unsigned long data);
 int rasm_peekuser(int pid, unsigned long offset, uint64_t *out);
 int rasm_wait(int pid, int *status, int flags);
 int rasm_same_mm(int a, int b);
+int rasm_prctl(int option, unsigned long arg);
 int rasm_getregs(int pid, struct user_regs_struct *regs);
 int rasm_setregs(int pid, const struct user_regs_struct *regs);
 int rasm_save_ctx(int pid, struct rasm_ctx *ctx);

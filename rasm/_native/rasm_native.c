@@ -51,6 +51,12 @@ int rasm_wait(int pid, int *status, int flags)
 	return r < 0 ? -errno : r;
 }
 
+/* For the controller itself (e.g. PR_SET_CHILD_SUBREAPER). */
+int rasm_prctl(int option, unsigned long arg)
+{
+	return prctl(option, arg, 0, 0, 0) ? -errno : 0;
+}
+
 /* 1 when both processes use one mm, 0 when not, negative errno if unknown. */
 int rasm_same_mm(int a, int b)
 {

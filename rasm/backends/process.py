@@ -66,10 +66,13 @@ from .signals import SignalRouter
 
 CLONE_VM, CLONE_FS, CLONE_FILES = 0x100, 0x200, 0x400
 CLONE_PARENT, CLONE_THREAD, CLONE_SYSVSEM = 0x8000, 0x10000, 0x40000
-# Holders share files and fs (cwd, umask) with the guest; CLONE_PARENT makes
-# them the controller's children (for spawned guests), so that the guest's
-# wait() never sees them and we can reap them.
-HOLDER_CLONE_FLAGS = CLONE_PARENT | CLONE_FS | CLONE_FILES | CLONE_SYSVSEM
+# Holders share files and fs (cwd, umask) with the guest, and have no exit
+# signal, so that the guest's wait() without __WALL never sees them.  When
+# the guest is the controller's child, CLONE_PARENT makes them the
+# controller's children too, so that we reap them; otherwise they are the
+# guest's, and whoever adopts them when it exits reaps them (`rasm run` is a
+# child subreaper for that).
+HOLDER_CLONE_FLAGS = CLONE_FS | CLONE_FILES | CLONE_SYSVSEM
 EAGAIN, ECHILD, EINTR = 11, 10, 4
 SECCOMP_SET_MODE_FILTER = 1
 SECCOMP_STOP_STATUS = ((signal.SIGTRAP | EVENT_SECCOMP << 8) << 8) | 0x7F
@@ -153,6 +156,7 @@ class ProcessGuest:
         self.reporting = False
         self.attached = False
         self.parent_pid: int | None = None  # set for children forked by a holder
+        self.ours = _parent_of(proc.pid) == os.getpid()  # our child: we can reap
         self.signals = SignalRouter(self)
         self._ctable = ffi.new("struct rasm_table *")
         self.session.register(self, proc)
@@ -160,10 +164,7 @@ class ProcessGuest:
     # -- state ----------------------------------------------------------------
     def ppid(self) -> int:
         """The guest's parent as the guest should see it."""
-        if self.parent_pid is not None:
-            return self.parent_pid
-        with open(f"/proc/{self.pid}/stat") as f:
-            return int(f.read().rsplit(")", 1)[1].split()[1])
+        return self.parent_pid if self.parent_pid is not None else _parent_of(self.pid)
 
     @property
     def running(self) -> RemoteProcess:
@@ -300,7 +301,8 @@ class ProcessGuest:
         self.park_identity()
 
     def _clone_holder(self, src: RemoteProcess) -> RemoteProcess:
-        pid = src.call("clone", HOLDER_CLONE_FLAGS, 0, 0, 0, 0)
+        flags = HOLDER_CLONE_FLAGS | (CLONE_PARENT if self.ours else 0)
+        pid = src.call("clone", flags, 0, 0, 0, 0)
         holder = RemoteProcess(pid, stopped=True, stop_status=self.session.first_stop(pid))
         self.session.register(self, holder)
         return holder
@@ -552,6 +554,14 @@ def _is_exiting(tid: int) -> bool:
     except OSError:
         return True
     return fields[0] in "ZX" or int(fields[6]) & PF_EXITING != 0
+
+
+def _parent_of(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return int(f.read().rsplit(")", 1)[1].split()[1])
+    except OSError:
+        return 0
 
 
 def _tgid(pid: int) -> int:
