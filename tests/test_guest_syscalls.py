@@ -141,6 +141,11 @@ def test_threads_are_refused_while_a_table_exists(backend, ops):
     assert out == ["thread 0", "new 1", f"thread {EBUSY}"]
 
 
+def test_new_as_refused_while_a_thread_lives(backend, ops):
+    out = lines(run_ops(backend, ops, "bgthread:300", "new", "jointhread", "new"))
+    assert out == ["bgthread 0", f"new -{EBUSY}", "jointhread 0", "new 1"]
+
+
 def test_stdin_passes_through(backend, ops):
     out = lines(run_ops(backend, ops, "new", "sw:1", "line", stdin=b"hello there\n"))
     assert out[-1] == "line hello there"

@@ -23,7 +23,8 @@
  *                  parent "reaped <status>"
  *   exec:PATH      execl(PATH) -> "exec <errno>" if it returns
  *   exit:N         exit_group(N)
- *   thread         pthread_create -> "thread <ret>"
+ *   thread         pthread_create and join -> "thread <ret>"
+ *   bgthread:MS    start a thread that sleeps MS ms; jointhread joins it
  *   fpu:N          ymm0 holds a pattern across switch_as(N) -> "fpu <ok|bad> <ret>"
  *   hop:N          switch_as(1), switch_as(0), ... N times -> "hop <failures>"
  *   ptimer:MS      one-shot POSIX timer (timer_create, SIGALRM)
@@ -96,9 +97,15 @@ static void on_signal(int sig)
 	shared->count++;
 }
 
+static pthread_t background;
+
 static void *thread_main(void *arg)
 {
-	return arg;
+	long ms = (long)arg;
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000 };
+
+	nanosleep(&ts, NULL);
+	return NULL;
 }
 
 static void fpu(long n)
@@ -244,6 +251,10 @@ static void run_op(const char *op)
 		if (r == 0)
 			pthread_join(th, NULL);
 		say("thread %d", r);
+	} else if (IS("bgthread")) {
+		say("bgthread %d", pthread_create(&background, NULL, thread_main, (void *)v));
+	} else if (IS("jointhread")) {
+		say("jointhread %d", pthread_join(background, NULL));
 	} else if (IS("fpu")) {
 		fpu(v);
 	} else if (IS("ptimer")) {
