@@ -33,13 +33,6 @@ long rasm_ptrace(long request, int pid, unsigned long addr, unsigned long data)
 	return r == -1 && errno ? -errno : r;
 }
 
-int rasm_peekuser(int pid, unsigned long offset, uint64_t *out)
-{
-	errno = 0;
-	*out = ptrace(PTRACE_PEEKUSER, pid, offset, 0);
-	return errno ? -errno : 0;
-}
-
 /*
  * EINTR goes back to Python so that its signal handlers (Ctrl-C) run; the
  * caller simply waits again.
@@ -299,7 +292,7 @@ int rasm_serve(struct rasm_table *t, struct rasm_ctx *c, int *status, int flags)
 
 	for (;;) {
 		pid = rasm_wait(-1, status, flags);
-		if (pid <= 0 || t->report_switches || t->current < 0 ||
+		if (pid <= 0 || t->current < 0 ||
 		    *status >> 8 != SECCOMP_STOP || pid != t->pids[t->current])
 			return pid;
 		if (ptrace(PTRACE_GETEVENTMSG, pid, 0, &msg) ||
@@ -321,6 +314,5 @@ int rasm_serve(struct rasm_table *t, struct rasm_ctx *c, int *status, int flags)
 		if (hop(from, t->pids[n], c))
 			return pid;
 		t->current = n;
-		t->switches++;
 	}
 }

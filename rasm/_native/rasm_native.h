@@ -28,15 +28,13 @@ struct rasm_ctx {
 struct rasm_table {
 	int32_t pids[RASM_MAX_SLOTS];	/* holder pid per slot, 0 = empty */
 	int32_t nslots;
-	int32_t current;		/* index of the running slot */
-	int32_t report_switches;	/* return to Python after each hop */
+	int32_t current;		/* running slot; -1: serve no switch */
 	int32_t nr_switch;		/* syscall number of switch_as */
-	uint64_t switches;		/* hops done in C */
-	uint64_t stub;			/* stub page address (for the floor check) */
 };
 
+/* Functions (build.py hands everything below this line to cffi's cdef). */
+
 long rasm_ptrace(long request, int pid, unsigned long addr, unsigned long data);
-int rasm_peekuser(int pid, unsigned long offset, uint64_t *out);
 int rasm_wait(int pid, int *status, int flags);
 int rasm_same_mm(int a, int b);
 int rasm_prctl(int option, unsigned long arg);

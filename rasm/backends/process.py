@@ -195,7 +195,6 @@ class ProcessGuest:
         # Only a running guest with a table can hop in C.
         fast = self.table and not self.reporting and not self.running.stopped
         t.current = self.current if fast else -1
-        t.report_switches = 0
         t.nr_switch = NR_SWITCH_AS
         self._exported_current = t.current
         return t
