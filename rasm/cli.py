@@ -75,6 +75,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                 if args.verbose:
                     _log(event)
                 if event.finished:
+                    tracee.wait_children()
                     return event.exit_status or 0
     finally:
         _reap_adopted()

@@ -164,8 +164,15 @@ class Tracee:
         self._guest.set_reporting(on)
 
     def kill(self) -> None:
-        """Kill the guest and every process holding one of its ASes; reap all."""
+        """Kill the guest, every process holding one of its ASes and the
+        children it forked that are still traced; reap them all."""
         self._guest.kill()
+
+    def wait_children(self) -> None:
+        """Once the guest has finished: keep serving the children it forked
+        (traced, able to use multias) until they have all exited, as
+        ``strace -f`` does."""
+        self._guest.wait_children()
 
     def detach(self) -> None:
         """Let an attached guest run on untraced (UnsupportedOperation if it

@@ -73,3 +73,10 @@ def test_info():
     result = rasm_cli("info")
     assert result.returncode == 0
     assert b"backend process: available" in result.stdout
+
+
+def test_run_waits_for_the_programs_children(tmp_path):
+    marker = tmp_path / "late"
+    result = rasm_cli("run", "--", "sh", "-c", f"(sleep 0.3; echo done > {marker}) & exit 5")
+    assert result.returncode == 5
+    assert marker.read_text() == "done\n"

@@ -57,7 +57,12 @@ class Guest(Protocol):
         """Whether new_as/switch_as/drop_as made by the guest stop it with an event."""
 
     def kill(self) -> None:
-        """Kill the guest and every process it holds; reap them all."""
+        """Kill the guest, every process it holds and its traced children;
+        reap them all."""
+
+    def wait_children(self) -> None:
+        """After the guest finished: serve its traced children (which may use
+        multias too) until they have all exited."""
 
     def detach(self) -> None:
         """Let the guest go on untraced (UnsupportedOperation if impossible)."""

@@ -157,6 +157,7 @@ class ProcessGuest:
         self.attached = False
         self.parent_pid: int | None = None  # set for children forked by a holder
         self.ours = _parent_of(proc.pid) == os.getpid()  # our child: we can reap
+        self.children: list[ProcessGuest] = []  # guests it forked (autonomous)
         self.signals = SignalRouter(self)
         self._ctable = ffi.new("struct rasm_table *")
         self.session.register(self, proc)
@@ -367,8 +368,25 @@ class ProcessGuest:
             self.report(event)
 
     def kill(self) -> None:
+        """Kill the guest and the traced children it forked (tracing them
+        needs us: left alone they would hang in their next trap)."""
+        for child in self.children:
+            child.kill()
         if self.finished is None:
             self.finish(Event("killed", self.pid, signal=signal.SIGKILL))
+
+    def wait_children(self) -> None:
+        """Serve the guest's traced children until every one has exited."""
+        while any(c.finished is None for c in self._descendants()):
+            try:
+                self.session.pump(self, block=True)
+            except TraceeGone:
+                return  # nothing left to wait for
+
+    def _descendants(self):
+        for child in self.children:
+            yield child
+            yield from child._descendants()
 
     def detach(self) -> None:
         if self.finished is not None:
@@ -476,6 +494,7 @@ class ProcessGuest:
             parent.resume()
             return
         guest = ProcessGuest(proc, self.nslots, autonomous=True)
+        self.children.append(guest)
         guest.shares_mm = event == EVENT_VFORK or _same_mm(parent.pid, child)
         if parent is not self.identity:
             guest.parent_pid = self.pid  # forked by a holder: its parent is the guest
