@@ -182,6 +182,10 @@ class RemoteProcess:
         self.ptrace(PTRACE_GETSIGMASK, 8, int(ffi.cast("uintptr_t", mask)))
         return mask[0]
 
+    def guest_sigmask(self) -> int:
+        """The signal mask the process had before injection blocked signals."""
+        return self.sigmask() if self._saved_mask is None else self._saved_mask
+
     def set_sigmask(self, value: int) -> None:
         mask = ffi.new("uint64_t *", value)
         self.ptrace(PTRACE_SETSIGMASK, 8, int(ffi.cast("uintptr_t", mask)))

@@ -178,7 +178,7 @@ def _exec(path_arg: int, argv_arg: int, envp_arg: int) -> Handler:
             envp = _read_vector(proc, args[envp_arg])
         except RemoteSyscallError as e:
             return -e.errno
-        mask = proc.sigmask() if proc._saved_mask is None else proc._saved_mask
+        mask = proc.guest_sigmask()
         with guest.identity_stopped() as p:
             ret = _exec_in(p, nr, args, (path_arg, argv_arg, envp_arg), path, argv, envp, mask)
             execed = p.exec_happened

@@ -15,8 +15,8 @@ How a guest is laid out (DESIGN.md, "Process backend"):
   switch moves general registers, extended state and signal mask into the
   target holder and resumes it; the others wait in ptrace stops.  Guest
   switches between filled slots are served by ``rasm_serve`` in C.
-* Holders carry a second seccomp filter (``emulation.TABLE_TRACED``) so that
-  what must look like one process does: see ``emulation.py``.
+* Holders carry a second seccomp filter (``emulation.table_filter``) so
+  that what must look like one process does: see ``emulation.py``.
 """
 
 from __future__ import annotations
@@ -64,8 +64,7 @@ from ..inject import (
 from . import emulation
 from .signals import SignalRouter
 
-CLONE_VM, CLONE_FS, CLONE_FILES = 0x100, 0x200, 0x400
-CLONE_PARENT, CLONE_THREAD, CLONE_SYSVSEM = 0x8000, 0x10000, 0x40000
+CLONE_FS, CLONE_FILES, CLONE_PARENT, CLONE_SYSVSEM = 0x200, 0x400, 0x8000, 0x40000
 # Holders share files and fs (cwd, umask) with the guest, and have no exit
 # signal, so that the guest's wait() without __WALL never sees them.  When
 # the guest is the controller's child, CLONE_PARENT makes them the
@@ -73,7 +72,7 @@ CLONE_PARENT, CLONE_THREAD, CLONE_SYSVSEM = 0x8000, 0x10000, 0x40000
 # guest's, and whoever adopts them when it exits reaps them (`rasm run` is a
 # child subreaper for that).
 HOLDER_CLONE_FLAGS = CLONE_FS | CLONE_FILES | CLONE_SYSVSEM
-EAGAIN, ECHILD, EINTR = 11, 10, 4
+ECHILD, EINTR = 10, 4
 SECCOMP_SET_MODE_FILTER = 1
 SECCOMP_STOP_STATUS = ((signal.SIGTRAP | EVENT_SECCOMP << 8) << 8) | 0x7F
 PR_SET_NO_NEW_PRIVS = 38
@@ -152,7 +151,6 @@ class ProcessGuest:
         self.autonomous = autonomous  # forked children run without a user
         self.events: deque[Event] = deque()
         self.finished: Event | None = None
-        self.final_reported = False
         self.reporting = False
         self.attached = False
         self.parent_pid: int | None = None  # set for children forked by a holder
@@ -277,10 +275,8 @@ class ProcessGuest:
     def process_for(self, space: int | None) -> RemoteProcess:
         if self.finished is not None:
             raise TraceeGone(f"guest {self.pid} has {self.finished}")
-        if space is None:
-            return self.slots[self.current] or self.identity if self.table else self.identity
-        if space == 0 and not self.table:
-            return self.identity
+        if space is None or (space == 0 and not self.table):
+            return self.running
         return self._slot(space, "address space")
 
     def set_reporting(self, on: bool) -> None:
@@ -320,8 +316,7 @@ class ProcessGuest:
         regs = src.regs()  # as it stopped, not as injection left it
         arch.canonicalize(regs)
         ctx.regs = regs[0]
-        if src._saved_mask is not None:
-            ctx.sigmask = src._saved_mask
+        ctx.sigmask = src.guest_sigmask()
         check(lib.rasm_load_ctx(dst.pid, ctx), "load context")
         dst.adopt_regs(regs)
         src.forget_registers()
