@@ -185,7 +185,7 @@ def _exec(path_arg: int, argv_arg: int, envp_arg: int) -> Handler:
         if not execed:
             return ret
         p.exec_happened = False
-        guest.drop_table_after_exec()
+        guest.drop_table()
         guest.report(Event("exec", guest.pid))
         return None
 

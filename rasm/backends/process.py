@@ -353,11 +353,10 @@ class ProcessGuest:
 
     def finish(self, event: Event) -> None:
         """The guest is over: kill whatever is left and record ``event``."""
-        for proc in [*self.holders, *self.threads.values(), self.identity]:
+        self.drop_table()
+        for proc in [*self.threads.values(), self.identity]:
             self._kill_and_reap(proc)
-        self.slots = [None] * self.nslots
         self.threads.clear()
-        self.table = False
         if self.finished is None:
             self.finished = event
             self.report(event)
@@ -420,7 +419,8 @@ class ProcessGuest:
                 pass
         self.kill()
 
-    def drop_table_after_exec(self) -> None:
+    def drop_table(self) -> None:
+        """Kill every holder (after an exec, or at the end)."""
         for holder in self.holders:
             self._kill_and_reap(holder)
         self.slots = [None] * self.nslots
@@ -451,8 +451,7 @@ class ProcessGuest:
             self._on_child(proc, proc.event_msg(), event)
         elif event == EVENT_EXEC:
             self.shares_mm = False
-            if self.table:
-                self.drop_table_after_exec()
+            self.drop_table()
             self.report(Event("exec", self.pid))
         elif event == EVENT_STOP or proc in self.threads.values():
             proc.resume(proc.stop_signal if not event else 0)
