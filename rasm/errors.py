@@ -10,6 +10,10 @@ class RasmError(Exception):
     """Base of every error rasm raises on purpose."""
 
 
+class InvalidArgument(RasmError, ValueError):
+    """An argument is malformed (a bad size, an unknown syscall name, ...)."""
+
+
 class TraceeGone(RasmError):
     """The traced process (or one of its address-space holders) has exited."""
 

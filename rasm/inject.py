@@ -219,7 +219,7 @@ class RemoteProcess:
         """``call`` with the arguments as a tuple (the public API's hot path)."""
         nr = _NUMBERS.get(name)
         if nr is None:
-            nr = arch.syscall_number(name)  # a number, or ValueError
+            nr = arch.syscall_number(name)  # a number, or InvalidArgument
         ret = self._run(nr, args)
         if -4096 < ret < 0:
             raise RemoteSyscallError(arch.syscall_name(nr), -ret)

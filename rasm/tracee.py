@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from . import backends
 from .abi import N_MM
 from .arch import current as arch
-from .errors import RemoteSyscallError
+from .errors import InvalidArgument, RemoteSyscallError
 from .events import Event, Mapping
 
 PAGE = 4096
@@ -77,11 +77,16 @@ class Tracee:
         """Read ``size`` bytes at ``addr`` of AS ``space`` (None: current).
 
         Works while the guest runs.  RemoteSyscallError(EFAULT/EIO) for
-        unmapped memory, BadSlot for a bad ``space``."""
+        unmapped memory, BadSlot for a bad ``space``, InvalidArgument for a
+        negative size or address."""
+        if size < 0 or addr < 0:
+            raise InvalidArgument(f"read: bad address {addr} or size {size}")
         return self._guest.process_for(space).read(addr, size)
 
     def write(self, addr: int, data: bytes, space: int | None = None) -> None:
         """Write ``data`` at ``addr`` of AS ``space`` (read-only pages too)."""
+        if addr < 0:
+            raise InvalidArgument(f"write: bad address {addr}")
         self._guest.process_for(space).write(addr, bytes(data))
 
     def maps(self, space: int | None = None) -> list[Mapping]:
@@ -122,10 +127,10 @@ class Tracee:
 
         Address spaces created afterwards share that memory.  The range must
         be page aligned and mapped; the new mapping is read-write.
-        ValueError for a misaligned range, RemoteSyscallError if a step fails
+        InvalidArgument for a misaligned range, RemoteSyscallError if a step fails
         (the original mapping is then untouched)."""
         if addr % PAGE or length <= 0 or length % PAGE:
-            raise ValueError("share: addr and length must be page aligned and length > 0")
+            raise InvalidArgument("share: addr and length must be page aligned and length > 0")
         proc = self._guest.process_for(None)
         contents = proc.read(addr, length)
         tmp = proc.call("mmap", 0, length, PROT_READ | PROT_WRITE,
@@ -205,7 +210,7 @@ def attach(pid: int, backend: str = "auto", slots: int = N_MM) -> Tracee:
 
     A syscall it was blocked in restarts when it is resumed."""
     if not isinstance(pid, int) or pid <= 0 or pid == os.getpid():
-        raise ValueError(f"cannot attach to pid {pid!r}")
+        raise InvalidArgument(f"cannot attach to pid {pid!r}")
     return Tracee(backends.get(backend).attach(pid, slots))
 
 

@@ -110,7 +110,7 @@ def test_share_makes_memory_common_to_later_spaces(tracee):
 
 
 def test_share_rejects_bad_ranges(tracee):
-    with pytest.raises(ValueError):
+    with pytest.raises(rasm.InvalidArgument):
         tracee.share(0x1001, PAGE)
     with pytest.raises(rasm.RemoteSyscallError):
         tracee.share(0x1000, PAGE)  # not mapped
@@ -120,10 +120,14 @@ def test_remote_syscall_errors(tracee):
     with pytest.raises(rasm.RemoteSyscallError) as info:
         tracee.syscall("close", 9999)
     assert info.value.errno == errno.EBADF and info.value.syscall == "close"
-    with pytest.raises(ValueError):
+    with pytest.raises(rasm.InvalidArgument):
         tracee.syscall("no_such_syscall")
     with pytest.raises(rasm.RemoteSyscallError):
         tracee.read(0, 8)
+    with pytest.raises(rasm.InvalidArgument):
+        tracee.read(0x1000, -1)
+    with pytest.raises(rasm.InvalidArgument):
+        tracee.write(-4096, b"x")
 
 
 def test_guest_runs_on_in_the_space_it_was_switched_to(backend, ops):
@@ -175,11 +179,11 @@ def test_bad_arguments(backend, ops):
         rasm.spawn(["/nonexistent/program"], backend=backend)
     with pytest.raises(rasm.SpawnError):
         rasm.spawn([], backend=backend)
-    with pytest.raises(ValueError):
+    with pytest.raises(rasm.InvalidArgument):
         rasm.spawn([ops], backend=backend, slots=0)
     with pytest.raises(rasm.BackendUnavailable):
         rasm.spawn([ops], backend="nonsense")
-    with pytest.raises(ValueError):
+    with pytest.raises(rasm.InvalidArgument):
         rasm.attach(-5, backend=backend)
     with pytest.raises(rasm.TraceeGone):
         rasm.attach(2**22 + 12345, backend=backend)

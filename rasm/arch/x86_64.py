@@ -6,6 +6,8 @@ import errno
 
 from ptrace.syscall.linux.x86_64 import SYSCALL_NAMES as _NAMES
 
+from ..errors import InvalidArgument
+
 AUDIT_ARCH = 0xC000003E  # AUDIT_ARCH_X86_64
 
 # python-ptrace's table also lists the x32 variants (512 and up) under the
@@ -42,13 +44,15 @@ ERESTARTSYS, ERESTARTNOINTR, ERESTARTNOHAND, ERESTART_RESTARTBLOCK = 512, 513, 5
 
 
 def syscall_number(name: str | int) -> int:
-    """Map a syscall name ("getpid") or number to its number (ValueError if unknown)."""
+    """Map a syscall name ("getpid") or number to its number.
+
+    InvalidArgument (a ValueError) for an unknown name."""
     if isinstance(name, int):
         return name
     try:
         return SYSCALL_NUMBERS[name]
     except KeyError:
-        raise ValueError(f"unknown syscall {name!r}") from None
+        raise InvalidArgument(f"unknown syscall {name!r}") from None
 
 
 def syscall_name(nr: int) -> str:

@@ -35,6 +35,7 @@ from ..arch import current as arch
 from ..errors import (
     BadSlot,
     InjectionError,
+    InvalidArgument,
     NoFreeSlot,
     RasmError,
     SlotBusy,
@@ -648,7 +649,7 @@ class ProcessBackend:
 
 def _check_slots(slots: int) -> int:
     if not isinstance(slots, int) or not 1 <= slots <= N_MM:
-        raise ValueError(f"slots must be between 1 and {N_MM}, not {slots!r}")
+        raise InvalidArgument(f"slots must be between 1 and {N_MM}, not {slots!r}")
     return slots
 
 
