@@ -91,10 +91,16 @@ def redirect(ins: dict[int, int] | None = None, outs: dict[int, int] | None = No
     return handler
 
 
-def replicate(ins: dict[int, int] | None = None, outs: tuple[int, ...] = (),
+Sizes = dict[int, int] | Callable[[tuple[int, ...]], dict[int, int]]
+
+
+def replicate(ins: Sizes | None = None, outs: tuple[int, ...] = (),
               rewrite: Callable[[tuple[int, ...], ProcessGuest], object] | None = None) -> Handler:
     """Run the syscall in the running holder, then (if it worked) in every
-    other holder and in P with the same input and no output pointers."""
+    other holder and in P with the same input and no output pointers.
+
+    ``ins`` gives the size of what each pointer argument points to (or
+    computes it from the arguments)."""
 
     def handler(guest: ProcessGuest, proc: RemoteProcess, args):
         if rewrite is not None:
@@ -102,11 +108,11 @@ def replicate(ins: dict[int, int] | None = None, outs: tuple[int, ...] = (),
             if args is PASS:
                 return PASS
         nr = arch.syscall_nr(proc.regs())
+        sizes = ins(args) if callable(ins) else (ins or {})
+        data_in = _read_args(proc, args, sizes)  # before the call may change it
         ret = proc.inject(nr, *args)
         if arch.errno_of(ret):
             return ret
-        sizes = ins(args) if callable(ins) else (ins or {})
-        data_in = _read_args(proc, args, sizes)
         margs = [0 if i in outs else a for i, a in enumerate(args)]
         _identity_and_others(guest, proc, lambda t: run_marshalled(t, nr, margs, data_in, {}))
         return ret
