@@ -104,3 +104,14 @@ def test_holder_killed_kills_the_guest(backend, ops):
     event = t.wait(timeout=10)
     assert event.kind == "killed" and event.signal == signal.SIGKILL
     t.close()
+
+
+def test_tracee_dying_inside_an_injected_syscall(backend, ops):
+    t = rasm.spawn([ops], backend=backend)
+    with pytest.raises(rasm.TraceeGone):
+        t.syscall("kill", t.pid, signal.SIGKILL)
+    event = t.wait(timeout=10)
+    assert event.kind == "killed" and event.signal == signal.SIGKILL
+    with pytest.raises(rasm.TraceeGone):
+        t.syscall("getpid")
+    t.close()

@@ -463,6 +463,13 @@ class ProcessGuest:
         else:
             proc.resume(proc.stop_signal)
 
+    def _notice_deaths(self) -> None:
+        """Handle deaths that an injection saw (and reaped) before the
+        session did."""
+        for proc in [self.identity, *self.holders, *self.threads.values()]:
+            if not proc.alive and proc.pid in self.session.owners:
+                self._on_death(proc, proc.status)
+
     def _on_death(self, proc: RemoteProcess, status: int) -> None:
         self.session.forget(proc.pid)
         if proc.pid in self.threads:
@@ -506,6 +513,7 @@ class ProcessGuest:
 
     def wait(self, timeout: float | None = None) -> Event:
         deadline = None if timeout is None else time.monotonic() + timeout
+        self._notice_deaths()
         while not self.events:
             if self.finished is not None:
                 raise TraceeGone(f"guest {self.pid} has {self.finished}")
