@@ -50,6 +50,9 @@ TRACE_OPTIONS = (
 )
 
 ALL_SIGNALS = (1 << 64) - 1
+# Signals the injected code itself raises: the injection failed.
+_FAULTS = {_signal.SIGSEGV, _signal.SIGBUS, _signal.SIGILL, _signal.SIGFPE, _signal.SIGTRAP,
+           _signal.SIGSYS}
 _ZEROS = (0,) * 6
 _inject = lib.rasm_inject
 _NUMBERS = arch.SYSCALL_NUMBERS
@@ -98,7 +101,6 @@ class RemoteProcess:
         self.alive = True
         self.stopped = stopped
         self.status = stop_status  # the wait status of the current stop
-        self.children: list[int] = []  # pids created by injected clone/fork
         self.exec_happened = False
         self._regs = None  # registers as stopped, fetched on demand
         self._dirty = False  # registers changed by injection since the stop
@@ -108,6 +110,7 @@ class RemoteProcess:
         self._prepared = False  # _prepare_injection done for this stop
         self._args = ffi.new("int64_t[6]")
         self._at_stub = False  # stopped at the stub's int3 by our last call
+        self._held_signals: list[int] = []  # arrived mid-injection, sent again on resume
         self._last_args: tuple[int, ...] = ()
         self._ret = ffi.new("int64_t *")
         self._status = ffi.new("int *")
@@ -276,18 +279,20 @@ class RemoteProcess:
             self.note_stop(status)
             raise TraceeGone(f"process {self.pid} died during injection")
         event = event_of(status)
-        if event in (EVENT_FORK, EVENT_VFORK, EVENT_CLONE):
-            self.children.append(self.event_msg())
-        elif event == EVENT_EXEC:
+        if event == EVENT_EXEC:
             # An injected execve succeeded: there is nothing left to restore.
             self.exec_happened = True
             self.status = status
             self.forget_registers()
-        elif event in (EVENT_STOP, EVENT_SECCOMP, EVENT_EXIT):
-            pass  # interrupt or group stop; continue the injection
-        else:
+        elif event:
+            pass  # the clone we injected, an interrupt, a group stop: go on
+        elif os.WSTOPSIG(status) in _FAULTS:
             sig = os.WSTOPSIG(status)
-            raise InjectionError(f"process {self.pid} got signal {sig} while injecting")
+            raise InjectionError(f"process {self.pid} faulted ({sig}) running injected code")
+        else:
+            # Only what cannot be blocked (SIGSTOP) gets here: hold it back
+            # and send it again when the process resumes.
+            self._held_signals.append(os.WSTOPSIG(status))
 
     # -- resuming -------------------------------------------------------------
     def restore(self) -> None:
@@ -317,6 +322,9 @@ class RemoteProcess:
         self.ptrace(request, 0, sig)
         self.stopped = False
         self.forget_registers()
+        held, self._held_signals = self._held_signals, []
+        for signum in held:
+            os.kill(self.pid, signum)
 
     def adopt_regs(self, regs) -> None:
         """Record registers that were just loaded into the process."""
