@@ -57,6 +57,7 @@ _ZEROS = (0,) * 6
 _inject = lib.rasm_inject
 _NUMBERS = arch.SYSCALL_NUMBERS
 _inject_again = lib.rasm_inject_again
+_AGAIN_SLOW = -(2**63)
 _STUB = arch.STUB_SYSCALL
 SIGINFO_SIZE = 128
 
@@ -234,7 +235,13 @@ class RemoteProcess:
             self._prepare_injection()
         if self._at_stub and args == self._last_args:
             # Still at the stub's int3 with these arguments in place.
-            r = _inject_again(self.pid, _STUB, nr, self._ret, self._status)
+            ret = _inject_again(self.pid, _STUB, nr)
+            if ret != _AGAIN_SLOW:
+                return ret
+            r = lib.rasm_again_status  # a negative errno, or a wait status
+            if r >= 0:
+                self._status[0] = r
+                r = 1
         else:
             argv = self._args
             try:

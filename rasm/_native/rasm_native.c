@@ -249,15 +249,29 @@ int rasm_inject(int pid, const struct user_regs_struct *base, uint64_t stub,
 /*
  * The same again, from the stub's int3: the stub jumps back to its syscall
  * instruction and the argument registers survived the last call, so only
- * the syscall number needs writing.
+ * the syscall number needs writing.  This is the hottest path from Python,
+ * hence the lean signature: the result comes back directly, and anything
+ * unusual returns RASM_AGAIN_SLOW with the details in rasm_again_status
+ * (the wait status, or a negative errno).
  */
-int rasm_inject_again(int pid, uint64_t stub, int64_t nr, int64_t *ret,
-		      int *status)
+int rasm_again_status;
+
+int64_t rasm_inject_again(int pid, uint64_t stub, int64_t nr)
 {
+	int64_t ret;
+	int r;
+
 	if (ptrace(PTRACE_POKEUSER, pid, offsetof(struct user_regs_struct, rax), nr) ||
-	    ptrace(PTRACE_CONT, pid, 0, 0))
-		return -errno;
-	return rasm_inject_finish(pid, stub, ret, status);
+	    ptrace(PTRACE_CONT, pid, 0, 0)) {
+		rasm_again_status = -errno;
+		return RASM_AGAIN_SLOW;
+	}
+	r = rasm_inject_finish(pid, stub, &ret, &rasm_again_status);
+	if (r == 0)
+		return ret;
+	if (r < 0)
+		rasm_again_status = r;
+	return RASM_AGAIN_SLOW;
 }
 
 /*

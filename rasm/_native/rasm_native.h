@@ -15,6 +15,7 @@
 
 #define RASM_XSTATE_MAX 16384
 #define RASM_MAX_SLOTS 64
+#define RASM_AGAIN_SLOW INT64_MIN	/* rasm_inject_again: see rasm_again_status */
 
 /* Everything a switch carries from one holder to another. */
 struct rasm_ctx {
@@ -48,8 +49,8 @@ int rasm_spawn(const char *path, char *const argv[], char *const envp[],
 int rasm_inject(int pid, const struct user_regs_struct *base, uint64_t stub,
 		int64_t nr, const int64_t args[6], int64_t *ret, int *status);
 int rasm_inject_finish(int pid, uint64_t stub, int64_t *ret, int *status);
-int rasm_inject_again(int pid, uint64_t stub, int64_t nr, int64_t *ret,
-		      int *status);
+int64_t rasm_inject_again(int pid, uint64_t stub, int64_t nr);
+extern int rasm_again_status;
 int rasm_serve(struct rasm_table *table, struct rasm_ctx *scratch,
 	       int *status, int flags);
 
