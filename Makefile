@@ -40,7 +40,7 @@ test-kernel:
 	@if [ -x kernel-patch/ci.sh ]; then bash kernel-patch/ci.sh; \
 	else echo "kernel-patch/ci.sh not present: kernel suite skipped"; fi
 
-test: test-kernel test-core
+test: test-core test-kernel
 
 bench: install
 	$(PY) bench/run.py
