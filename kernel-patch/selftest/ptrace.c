@@ -1,0 +1,405 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * PTRACE_{NEW,SWITCH,DROP,GET}_AS: on a ptrace-stopped tracee in each kind
+ * of stop, and refused on a running or untraced task.  One property each.
+ */
+#include "multias_test.h"
+#include <pthread.h>
+
+static volatile long g_var = 7;	/* private: one copy per AS */
+
+static long preq(long req, pid_t pid, long data)
+{
+	errno = 0;
+	return ptrace(req, pid, 0L, data);
+}
+
+static void wait_stop(pid_t pid, int *status)
+{
+	ASSERT_EQ(waitpid(pid, status, __WALL), pid);
+	ASSERT_TRUE(WIFSTOPPED(*status));
+}
+
+/* fork a child that is traced and stopped at its raise(SIGSTOP) */
+static pid_t spawn_stopped(int (*fn)(void))
+{
+	int status;
+	pid_t pid = fork();
+
+	ASSERT_TRUE(pid >= 0);
+	if (pid == 0) {
+		if (ptrace(PTRACE_TRACEME, 0, 0, 0))
+			_exit(90);
+		raise(SIGSTOP);
+		_exit(fn ? fn() : 0);
+	}
+	wait_stop(pid, &status);
+	ASSERT_EQ(WSTOPSIG(status), SIGSTOP);
+	return pid;
+}
+
+static void cont_and_expect_exit(pid_t pid, int code)
+{
+	int status;
+
+	ASSERT_EQ(ptrace(PTRACE_CONT, pid, 0, 0), 0);
+	for (;;) {
+		ASSERT_EQ(waitpid(pid, &status, __WALL), pid);
+		if (!WIFSTOPPED(status))
+			break;
+		ASSERT_EQ(ptrace(PTRACE_CONT, pid, 0, 0), 0);
+	}
+	ASSERT_TRUE(WIFEXITED(status));
+	ASSERT_EQ(WEXITSTATUS(status), code);
+}
+
+/* NEW, SWITCH there and back, DROP: allowed and leaves the tracee as it was */
+static void requests_work(pid_t pid)
+{
+	long cur = preq(PTRACE_GET_AS, pid, 0), n;
+
+	ASSERT_TRUE(cur >= 0);
+	n = preq(PTRACE_NEW_AS, pid, 0);
+	ASSERT_TRUE(n > 0 || (n == 0 && cur != 0));
+	ASSERT_EQ(preq(PTRACE_SWITCH_AS, pid, n), 0);
+	ASSERT_EQ(preq(PTRACE_GET_AS, pid, 0), n);
+	ASSERT_EQ(preq(PTRACE_SWITCH_AS, pid, cur), 0);
+	ASSERT_EQ(preq(PTRACE_DROP_AS, pid, n), 0);
+	ASSERT_EQ(preq(PTRACE_GET_AS, pid, 0), cur);
+}
+
+/* a vfork parent: no NEW (its mm is shared), but SWITCH and DROP work */
+static void requests_work_no_new(pid_t pid)
+{
+	ASSERT_ERR(preq(PTRACE_SWITCH_AS, pid, 1), ENOENT);
+	ASSERT_ERR(preq(PTRACE_DROP_AS, pid, 1), ENOENT);
+}
+
+TEST(get_as_without_table_is_0)
+{
+	pid_t pid = spawn_stopped(NULL);
+
+	ASSERT_EQ(preq(PTRACE_GET_AS, pid, 0), 0);
+	ASSERT_EQ(as_slots(pid, NULL), 1);
+	cont_and_expect_exit(pid, 0);
+}
+
+TEST(new_as_on_stopped_tracee_fills_slots)
+{
+	pid_t pid = spawn_stopped(NULL);
+	int cur;
+
+	ASSERT_EQ(preq(PTRACE_NEW_AS, pid, 0), 1);
+	ASSERT_EQ(preq(PTRACE_NEW_AS, pid, 0), 2);
+	ASSERT_EQ(as_slots(pid, &cur), 7);
+	ASSERT_EQ(cur, 0);
+	ASSERT_EQ(preq(PTRACE_GET_AS, pid, 0), 0);
+	cont_and_expect_exit(pid, 0);
+}
+
+TEST(new_as_until_full_is_enoent)
+{
+	pid_t pid = spawn_stopped(NULL);
+	long i;
+
+	for (i = 1; i < N_MM; i++)
+		ASSERT_EQ(preq(PTRACE_NEW_AS, pid, 0), i);
+	ASSERT_ERR(preq(PTRACE_NEW_AS, pid, 0), ENOENT);
+	cont_and_expect_exit(pid, 0);
+}
+
+static int check_g_is_42(void)
+{
+	return g_var == 42 ? 0 : 1;
+}
+
+TEST(switch_as_makes_peek_poke_and_tracee_use_that_as)
+{
+	pid_t pid = spawn_stopped(check_g_is_42);
+
+	ASSERT_EQ(preq(PTRACE_NEW_AS, pid, 0), 1);
+	ASSERT_EQ(preq(PTRACE_SWITCH_AS, pid, 1), 0);
+	ASSERT_EQ(ptrace(PTRACE_POKEDATA, pid, &g_var, 42L), 0);
+	ASSERT_EQ(preq(PTRACE_SWITCH_AS, pid, 0), 0);
+	ASSERT_EQ(ptrace(PTRACE_PEEKDATA, pid, &g_var, 0), 7);
+	ASSERT_EQ(preq(PTRACE_SWITCH_AS, pid, 1), 0);
+	ASSERT_EQ(ptrace(PTRACE_PEEKDATA, pid, &g_var, 0), 42);
+	ASSERT_EQ(preq(PTRACE_GET_AS, pid, 0), 1);
+	cont_and_expect_exit(pid, 0);	/* the tracee runs on slot 1 */
+}
+
+TEST(switch_as_bad_slot_is_enoent)
+{
+	pid_t pid = spawn_stopped(NULL);
+
+	ASSERT_ERR(preq(PTRACE_SWITCH_AS, pid, 1), ENOENT);	/* no table */
+	ASSERT_EQ(preq(PTRACE_NEW_AS, pid, 0), 1);
+	ASSERT_ERR(preq(PTRACE_SWITCH_AS, pid, 2), ENOENT);
+	ASSERT_ERR(preq(PTRACE_SWITCH_AS, pid, N_MM), ENOENT);
+	ASSERT_ERR(preq(PTRACE_SWITCH_AS, pid, -1L), ENOENT);
+	cont_and_expect_exit(pid, 0);
+}
+
+TEST(drop_as_current_is_ebusy_empty_is_enoent)
+{
+	pid_t pid = spawn_stopped(NULL);
+
+	ASSERT_EQ(preq(PTRACE_NEW_AS, pid, 0), 1);
+	ASSERT_ERR(preq(PTRACE_DROP_AS, pid, 0), EBUSY);
+	ASSERT_ERR(preq(PTRACE_DROP_AS, pid, 2), ENOENT);
+	ASSERT_EQ(preq(PTRACE_DROP_AS, pid, 1), 0);
+	ASSERT_ERR(preq(PTRACE_DROP_AS, pid, 1), ENOENT);
+	ASSERT_EQ(as_slots(pid, NULL), 1);
+	cont_and_expect_exit(pid, 0);
+}
+
+static void busy_loop(void)
+{
+	for (;;)
+		;
+}
+
+TEST(refused_on_running_tracee)
+{
+	pid_t pid = fork();
+
+	ASSERT_TRUE(pid >= 0);
+	if (pid == 0)
+		busy_loop();
+	ASSERT_EQ(ptrace(PTRACE_SEIZE, pid, 0, 0), 0);
+	ASSERT_ERR(preq(PTRACE_NEW_AS, pid, 0), ESRCH);
+	ASSERT_ERR(preq(PTRACE_GET_AS, pid, 0), ESRCH);
+	ASSERT_ERR(preq(PTRACE_SWITCH_AS, pid, 0), ESRCH);
+	ASSERT_ERR(preq(PTRACE_DROP_AS, pid, 1), ESRCH);
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+}
+
+TEST(refused_on_untraced_task)
+{
+	pid_t pid = fork();
+
+	ASSERT_TRUE(pid >= 0);
+	if (pid == 0) {
+		raise(SIGSTOP);		/* stopped, but not traced */
+		_exit(0);
+	}
+	ASSERT_EQ(waitpid(pid, NULL, WUNTRACED), pid);
+	ASSERT_ERR(preq(PTRACE_NEW_AS, pid, 0), ESRCH);
+	ASSERT_ERR(preq(PTRACE_GET_AS, pid, 0), ESRCH);
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+}
+
+TEST(refused_in_ptrace_listen)
+{
+	int status, go[2];
+	pid_t pid;
+	char c = 0;
+
+	ASSERT_EQ(pipe(go), 0);
+	pid = fork();
+	ASSERT_TRUE(pid >= 0);
+	if (pid == 0) {
+		if (read(go[0], &c, 1) != 1)
+			_exit(93);
+		raise(SIGSTOP);
+		_exit(0);
+	}
+	ASSERT_EQ(ptrace(PTRACE_SEIZE, pid, 0, 0), 0);
+	ASSERT_EQ(write(go[1], &c, 1), 1);
+	wait_stop(pid, &status);		/* signal-delivery stop */
+	ASSERT_EQ(ptrace(PTRACE_CONT, pid, 0, SIGSTOP), 0);
+	wait_stop(pid, &status);		/* group stop */
+	ASSERT_EQ(status >> 16, PTRACE_EVENT_STOP);
+	requests_work(pid);
+	ASSERT_EQ(ptrace(PTRACE_LISTEN, pid, 0, 0), 0);
+	ASSERT_ERR(preq(PTRACE_NEW_AS, pid, 0), ESRCH);
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+}
+
+static void *idle_thread(void *arg)
+{
+	pause();
+	return arg;
+}
+
+static int with_thread(void)
+{
+	return 0;
+}
+
+TEST(new_as_on_threaded_tracee_is_ebusy)
+{
+	int status;
+	pid_t pid = fork();
+
+	ASSERT_TRUE(pid >= 0);
+	if (pid == 0) {
+		pthread_t t;
+
+		if (pthread_create(&t, NULL, idle_thread, NULL))
+			_exit(91);
+		if (ptrace(PTRACE_TRACEME, 0, 0, 0))
+			_exit(90);
+		raise(SIGSTOP);
+		_exit(with_thread());
+	}
+	wait_stop(pid, &status);
+	ASSERT_ERR(preq(PTRACE_NEW_AS, pid, 0), EBUSY);
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+}
+
+static int do_getppid(void)
+{
+	return getppid() > 0 && getppid() > 0 ? 0 : 1;
+}
+
+TEST(allowed_in_syscall_entry_and_exit_stops)
+{
+	int status, i;
+	pid_t pid = spawn_stopped(do_getppid);
+
+	ASSERT_EQ(ptrace(PTRACE_SETOPTIONS, pid, 0, PTRACE_O_TRACESYSGOOD), 0);
+	for (i = 0; i < 4; i++) {	/* entry, exit, entry, exit */
+		ASSERT_EQ(ptrace(PTRACE_SYSCALL, pid, 0, 0), 0);
+		wait_stop(pid, &status);
+		ASSERT_EQ(WSTOPSIG(status), SIGTRAP | 0x80);
+		requests_work(pid);
+	}
+	cont_and_expect_exit(pid, 0);
+}
+
+static int exit_5(void)
+{
+	return 5;
+}
+
+TEST(allowed_in_exit_event_stop)
+{
+	int status;
+	pid_t pid = spawn_stopped(exit_5);
+
+	ASSERT_EQ(ptrace(PTRACE_SETOPTIONS, pid, 0, PTRACE_O_TRACEEXIT), 0);
+	ASSERT_EQ(ptrace(PTRACE_CONT, pid, 0, 0), 0);
+	wait_stop(pid, &status);
+	ASSERT_EQ(status >> 8, SIGTRAP | (PTRACE_EVENT_EXIT << 8));
+	requests_work(pid);
+	ASSERT_EQ(preq(PTRACE_NEW_AS, pid, 0), 1);
+	ASSERT_EQ(preq(PTRACE_SWITCH_AS, pid, 1), 0);	/* exits on slot 1 */
+	ASSERT_EQ(ptrace(PTRACE_CONT, pid, 0, 0), 0);
+	ASSERT_EQ(waitpid(pid, &status, __WALL), pid);
+	ASSERT_TRUE(WIFEXITED(status));
+	ASSERT_EQ(WEXITSTATUS(status), 5);
+}
+
+static int exec_true(void)
+{
+	execl("/bin/true", "true", NULL);
+	return 92;
+}
+
+TEST(exec_event_stop_sees_table_dropped)
+{
+	int status;
+	pid_t pid = spawn_stopped(exec_true);
+
+	ASSERT_EQ(ptrace(PTRACE_SETOPTIONS, pid, 0, PTRACE_O_TRACEEXEC), 0);
+	ASSERT_EQ(preq(PTRACE_NEW_AS, pid, 0), 1);
+	ASSERT_EQ(preq(PTRACE_NEW_AS, pid, 0), 2);
+	ASSERT_EQ(preq(PTRACE_SWITCH_AS, pid, 2), 0);
+	ASSERT_EQ(ptrace(PTRACE_CONT, pid, 0, 0), 0);
+	wait_stop(pid, &status);
+	ASSERT_EQ(status >> 8, SIGTRAP | (PTRACE_EVENT_EXEC << 8));
+	ASSERT_EQ(preq(PTRACE_GET_AS, pid, 0), 0);
+	ASSERT_EQ(as_slots(pid, NULL), 1);
+	requests_work(pid);
+	cont_and_expect_exit(pid, 0);
+}
+
+static int do_fork(void)
+{
+	int status;
+	pid_t c = fork();
+
+	if (c == 0)
+		_exit(3);
+	if (waitpid(c, &status, 0) != c || !WIFEXITED(status) ||
+	    WEXITSTATUS(status) != 3)
+		return 1;
+	return 0;
+}
+
+TEST(allowed_in_fork_event_stop)
+{
+	int status;
+	pid_t pid = spawn_stopped(do_fork), child;
+	unsigned long msg;
+
+	ASSERT_EQ(ptrace(PTRACE_SETOPTIONS, pid, 0, PTRACE_O_TRACEFORK), 0);
+	ASSERT_EQ(ptrace(PTRACE_CONT, pid, 0, 0), 0);
+	wait_stop(pid, &status);
+	ASSERT_EQ(status >> 8, SIGTRAP | (PTRACE_EVENT_FORK << 8));
+	ASSERT_EQ(ptrace(PTRACE_GETEVENTMSG, pid, 0, &msg), 0);
+	child = msg;
+	requests_work(pid);
+	/* the new child starts traced, in a stop of its own */
+	wait_stop(child, &status);
+	requests_work(child);
+	ASSERT_EQ(ptrace(PTRACE_DETACH, child, 0, 0), 0);
+	cont_and_expect_exit(pid, 0);
+}
+
+static int do_vfork(void)
+{
+	int status;
+	pid_t c = vfork();
+
+	if (c == 0)
+		_exit(3);
+	if (waitpid(c, &status, 0) != c || WEXITSTATUS(status) != 3)
+		return 1;
+	return 0;
+}
+
+TEST(vfork_event_stop_new_as_is_ebusy)
+{
+	unsigned long msg;
+	int status;
+	pid_t pid = spawn_stopped(do_vfork);
+
+	ASSERT_EQ(ptrace(PTRACE_SETOPTIONS, pid, 0, PTRACE_O_TRACEVFORK), 0);
+	ASSERT_EQ(ptrace(PTRACE_CONT, pid, 0, 0), 0);
+	wait_stop(pid, &status);
+	ASSERT_EQ(status >> 8, SIGTRAP | (PTRACE_EVENT_VFORK << 8));
+	/* the vfork child shares the tracee's mm */
+	ASSERT_ERR(preq(PTRACE_NEW_AS, pid, 0), EBUSY);
+	ASSERT_EQ(preq(PTRACE_GET_AS, pid, 0), 0);
+	requests_work_no_new(pid);
+	/* the vfork child starts traced and stopped; let it go */
+	ASSERT_EQ(ptrace(PTRACE_GETEVENTMSG, pid, 0, &msg), 0);
+	wait_stop((pid_t)msg, &status);
+	ASSERT_EQ(ptrace(PTRACE_DETACH, (pid_t)msg, 0, 0), 0);
+	cont_and_expect_exit(pid, 0);
+}
+
+TEST(sigkill_of_stopped_tracee_with_table)
+{
+	int status, i;
+
+	for (i = 0; i < 20; i++) {
+		pid_t pid = spawn_stopped(NULL);
+
+		while (preq(PTRACE_NEW_AS, pid, 0) > 0)
+			;
+		ASSERT_EQ(preq(PTRACE_SWITCH_AS, pid, 1 + i % (N_MM - 1)), 0);
+		ASSERT_EQ(preq(PTRACE_DROP_AS, pid, 0), 0);
+		ASSERT_EQ(kill(pid, SIGKILL), 0);
+		ASSERT_EQ(waitpid(pid, &status, 0), pid);
+		ASSERT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+	}
+}
+
+TEST_MAIN
