@@ -28,7 +28,7 @@ import time
 from collections import deque
 from collections.abc import Sequence
 
-from .. import seccomp
+from .. import procfs, seccomp
 from .._native import ffi, lib
 from ..abi import MULTIAS_SYSCALLS, N_MM, NR_SWITCH_AS
 from ..arch import current as arch
@@ -63,6 +63,7 @@ from ..inject import (
     wait,
 )
 from . import emulation
+from .session import SESSION
 from .signals import SignalRouter
 
 CLONE_FS, CLONE_FILES, CLONE_PARENT, CLONE_SYSVSEM = 0x200, 0x400, 0x8000, 0x40000
@@ -73,65 +74,11 @@ CLONE_FS, CLONE_FILES, CLONE_PARENT, CLONE_SYSVSEM = 0x200, 0x400, 0x8000, 0x400
 # guest's, and whoever adopts them when it exits reaps them (`rasm run` is a
 # child subreaper for that).
 HOLDER_CLONE_FLAGS = CLONE_FS | CLONE_FILES | CLONE_SYSVSEM
-ECHILD, EINTR = 10, 4
 SECCOMP_SET_MODE_FILTER = 1
 SECCOMP_STOP_STATUS = ((signal.SIGTRAP | EVENT_SECCOMP << 8) << 8) | 0x7F
 PR_SET_NO_NEW_PRIVS = 38
 
 
-class Session:
-    """Routes wait statuses to the guest that owns each process."""
-
-    def __init__(self) -> None:
-        self.owners: dict[int, tuple[ProcessGuest, RemoteProcess]] = {}
-        self.early: dict[int, int] = {}  # first stops of not-yet-announced children
-        self.ctx = ffi.new("struct rasm_ctx *")
-        self._status = ffi.new("int *")
-
-    def register(self, guest: ProcessGuest, proc: RemoteProcess) -> None:
-        self.owners[proc.pid] = (guest, proc)
-
-    def forget(self, pid: int) -> None:
-        self.owners.pop(pid, None)
-        self.early.pop(pid, None)
-
-    def first_stop(self, pid: int) -> int:
-        """The first stop of an auto-attached child (maybe already seen)."""
-        if pid in self.early:
-            return self.early.pop(pid)
-        return wait(pid)[1]
-
-    def pump(self, guest: ProcessGuest, block: bool) -> bool:
-        """Handle one wait status; False when ``block`` is off and none was ready."""
-        table = guest.export_table()
-        r = lib.rasm_serve(table, self.ctx, self._status, 0 if block else os.WNOHANG)
-        guest.import_table()
-        if r == -EINTR or r == 0:
-            return r != 0
-        if r == -ECHILD:
-            raise TraceeGone(f"guest {guest.pid}: no traced process left")
-        check(r, "waitpid")
-        self.route(r, self._status[0])
-        return True
-
-    def route(self, pid: int, status: int) -> None:
-        owner = self.owners.get(pid)
-        if owner is None:
-            if os.WIFSTOPPED(status):
-                self.early[pid] = status
-            return
-        guest, proc = owner
-        proc.note_stop(status)
-        try:
-            guest.on_stop(proc, status)
-        except TraceeGone:
-            # The guest died while we handled the stop: its final event is
-            # queued; anything else is a real error.
-            if guest.finished is None:
-                raise
-
-
-SESSION = Session()
 
 
 class ProcessGuest:
@@ -155,7 +102,7 @@ class ProcessGuest:
         self.reporting = False
         self.attached = False
         self.parent_pid: int | None = None  # set for children forked by a holder
-        self.ours = _parent_of(proc.pid) == os.getpid()  # our child: we can reap
+        self.ours = procfs.parent_of(proc.pid) == os.getpid()  # our child: we can reap
         self.children: list[ProcessGuest] = []  # guests it forked (autonomous)
         self.signals = SignalRouter(self)
         self._ctable = ffi.new("struct rasm_table *")
@@ -164,7 +111,7 @@ class ProcessGuest:
     # -- state ----------------------------------------------------------------
     def ppid(self) -> int:
         """The guest's parent as the guest should see it."""
-        return self.parent_pid if self.parent_pid is not None else _parent_of(self.pid)
+        return self.parent_pid if self.parent_pid is not None else procfs.parent_of(self.pid)
 
     @property
     def running(self) -> RemoteProcess:
@@ -248,7 +195,7 @@ class ProcessGuest:
         """Take in the exit of threads that are on their way out (a joined
         thread may not have reported its exit yet)."""
         for tid, thread in list(self.threads.items()):
-            while thread.alive and _is_exiting(tid):
+            while thread.alive and procfs.is_exiting(tid):
                 _, status = wait(tid)
                 thread.note_stop(status)
                 if thread.alive:
@@ -489,7 +436,7 @@ class ProcessGuest:
     def _on_child(self, parent: RemoteProcess, child: int, event: int) -> None:
         status = self.session.first_stop(child)
         proc = RemoteProcess(child, stopped=True, stop_status=status)
-        if _tgid(child) == self.pid:
+        if procfs.tgid(child) == self.pid:
             self.threads[child] = proc
             self.session.register(self, proc)
             proc.resume()
@@ -563,37 +510,6 @@ class _IdentityStop:
         if self.was_parked and p.alive and p.stopped and not p.exec_happened:
             self.guest.park_identity()
         self.guest.signals.flush_deferred()
-
-
-PF_EXITING = 0x4
-
-
-def _is_exiting(tid: int) -> bool:
-    try:
-        with open(f"/proc/{tid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-    except OSError:
-        return True
-    return fields[0] in "ZX" or int(fields[6]) & PF_EXITING != 0
-
-
-def _parent_of(pid: int) -> int:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return int(f.read().rsplit(")", 1)[1].split()[1])
-    except OSError:
-        return 0
-
-
-def _tgid(pid: int) -> int:
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith("Tgid:"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return pid
 
 
 def _same_mm(a: int, b: int) -> bool:

@@ -18,6 +18,7 @@ import time
 from collections import Counter, defaultdict, deque
 from typing import TYPE_CHECKING
 
+from .. import procfs
 from ..events import Event
 from ..inject import RemoteProcess, wait
 
@@ -36,27 +37,6 @@ def si_code(info: bytes) -> int:
 
 def si_pid(info: bytes) -> int:
     return struct.unpack_from("<i", info, 16)[0]
-
-
-def _state(pid: int) -> str:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return "X"
-
-
-def pending_signals(pid: int) -> set[int]:
-    """Signals pending for ``pid`` (thread and process queues)."""
-    mask = 0
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith(("SigPnd:", "ShdPnd:")):
-                    mask |= int(line.split()[1], 16)
-    except OSError:
-        return set()
-    return {bit + 1 for bit in range(64) if mask >> bit & 1}
 
 
 class SignalRouter:
@@ -94,7 +74,7 @@ class SignalRouter:
         running = self.guest.running
         if si_code(info) in GROUP_CODES:
             for holder in self.guest.holders:
-                if holder is not running and sig in pending_signals(holder.pid):
+                if holder is not running and sig in procfs.pending_signals(holder.pid):
                     self.stale[holder.pid][sig] += 1
             if self._running_has_copy(running, sig):
                 return
@@ -114,10 +94,10 @@ class SignalRouter:
             seen = self.native_recent.pop(sig, None)
             if seen is not None and time.monotonic() - seen < PAIRING_WINDOW:
                 return True  # delivered there already
-            if sig in pending_signals(running.pid):
+            if sig in procfs.pending_signals(running.pid):
                 self.native_claimed[sig] += 1
                 return True  # about to be delivered there
-            if running.stopped or _state(running.pid) != "R" or time.monotonic() > deadline:
+            if running.stopped or procfs.state(running.pid) != "R" or time.monotonic() > deadline:
                 return False
             time.sleep(0.0001)
 
