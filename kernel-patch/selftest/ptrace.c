@@ -128,6 +128,51 @@ TEST(switch_as_makes_peek_poke_and_tracee_use_that_as)
 	cont_and_expect_exit(pid, 0);	/* the tracee runs on slot 1 */
 }
 
+static int open_mem(pid_t pid)
+{
+	char path[64];
+
+	snprintf(path, sizeof(path), "/proc/%d/mem", pid);
+	return open(path, O_RDWR);
+}
+
+TEST(proc_mem_fd_keeps_the_as_it_was_opened_on)
+{
+	pid_t pid = spawn_stopped(check_g_is_42);
+	long v = 42, r = 0;
+	int fd;
+
+	ASSERT_EQ(preq(PTRACE_NEW_AS, pid, 0), 1);
+	ASSERT_EQ(preq(PTRACE_SWITCH_AS, pid, 1), 0);
+	fd = open_mem(pid);			/* pins slot 1's mm */
+	ASSERT_TRUE(fd >= 0);
+	ASSERT_EQ(preq(PTRACE_SWITCH_AS, pid, 0), 0);
+	ASSERT_EQ(pwrite(fd, &v, sizeof(v), (long)&g_var), sizeof(v));
+	ASSERT_EQ(ptrace(PTRACE_PEEKDATA, pid, &g_var, 0), 7);	/* slot 0 */
+	ASSERT_EQ(pread(fd, &r, sizeof(r), (long)&g_var), sizeof(r));
+	ASSERT_EQ(r, 42);
+	ASSERT_EQ(preq(PTRACE_SWITCH_AS, pid, 1), 0);
+	close(fd);
+	cont_and_expect_exit(pid, 0);		/* slot 1 has 42 */
+}
+
+TEST(proc_mem_fd_of_dropped_as_reads_eof)
+{
+	pid_t pid = spawn_stopped(NULL);
+	long r = 0;
+	int fd;
+
+	ASSERT_EQ(preq(PTRACE_NEW_AS, pid, 0), 1);
+	ASSERT_EQ(preq(PTRACE_SWITCH_AS, pid, 1), 0);
+	fd = open_mem(pid);
+	ASSERT_TRUE(fd >= 0);
+	ASSERT_EQ(preq(PTRACE_SWITCH_AS, pid, 0), 0);
+	ASSERT_EQ(preq(PTRACE_DROP_AS, pid, 1), 0);
+	ASSERT_EQ(pread(fd, &r, sizeof(r), (long)&g_var), 0);	/* mm gone */
+	close(fd);
+	cont_and_expect_exit(pid, 0);
+}
+
 TEST(switch_as_bad_slot_is_enoent)
 {
 	pid_t pid = spawn_stopped(NULL);

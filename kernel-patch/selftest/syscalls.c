@@ -208,6 +208,17 @@ TEST(exec_drops_table)
 	ASSERT_EQ(status, 0);
 }
 
+TEST(failed_exec_keeps_table)
+{
+	char *argv[] = { "nonexistent", NULL };
+
+	ASSERT_EQ(new_as(), 1);
+	ASSERT_ERR(execve("/nonexistent/multias", argv, NULL), ENOENT);
+	ASSERT_EQ(as_slots(getpid(), NULL), 3);
+	ASSERT_ERR(drop_as(0), EBUSY);		/* still the table's slot 0 */
+	ASSERT_EQ(drop_as(1), 0);
+}
+
 static int exec_child(void)
 {
 	int cur;
