@@ -108,6 +108,53 @@ TEST_T(proc_readers_during_switch_loop, 300)
 	}
 }
 
+/* The same readers while a tracer switches, drops and re-creates ASes. */
+TEST_T(proc_readers_during_remote_switch_loop, 300)
+{
+	struct timespec t0, t;
+	pid_t tr, rd[6];
+	int i, status;
+	long n, iter = 0;
+
+	pages = private_alloc(4096);
+	tr = fork();
+	ASSERT_TRUE(tr >= 0);
+	if (tr == 0) {
+		ptrace(PTRACE_TRACEME, 0, 0, 0);
+		raise(SIGSTOP);
+		_exit(0);
+	}
+	ASSERT_EQ(waitpid(tr, &status, 0), tr);
+	ASSERT_TRUE(WIFSTOPPED(status));
+	for (n = 1; n < NAS; n++)
+		ASSERT_EQ(ptrace(PTRACE_NEW_AS, tr, 0, 0), n);
+	for (i = 0; i < 6; i++) {
+		rd[i] = fork();
+		ASSERT_TRUE(rd[i] >= 0);
+		if (rd[i] == 0)
+			reader(tr, i);
+	}
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	do {
+		n = iter % NAS;
+		ASSERT_EQ(ptrace(PTRACE_SWITCH_AS, tr, 0, n), 0);
+		if (iter % 16 == 0 && n != NAS - 1) {
+			ASSERT_EQ(ptrace(PTRACE_DROP_AS, tr, 0, NAS - 1), 0);
+			ASSERT_EQ(ptrace(PTRACE_NEW_AS, tr, 0, 0), NAS - 1);
+		}
+		iter++;
+		clock_gettime(CLOCK_MONOTONIC, &t);
+	} while (t.tv_sec - t0.tv_sec < 5);
+	mt_note("%ld remote switches\n", iter);
+	ASSERT_EQ(ptrace(PTRACE_SWITCH_AS, tr, 0, 0), 0);
+	ASSERT_EQ(kill(tr, SIGKILL), 0);
+	ASSERT_EQ(waitpid(tr, &status, 0), tr);
+	for (i = 0; i < 6; i++) {
+		ASSERT_EQ(waitpid(rd[i], &status, 0), rd[i]);
+		ASSERT_EQ(status, 0);
+	}
+}
+
 TEST_T(sigkill_during_switch_loop, 300)
 {
 	int i, status;
