@@ -5,6 +5,10 @@
  */
 #include "multias_test.h"
 #include <pthread.h>
+#include <stddef.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <sys/prctl.h>
 
 static volatile long g_var = 7;	/* private: one copy per AS */
 
@@ -427,6 +431,50 @@ TEST(vfork_event_stop_new_as_is_ebusy)
 	ASSERT_EQ(ptrace(PTRACE_GETEVENTMSG, pid, 0, &msg), 0);
 	wait_stop((pid_t)msg, &status);
 	ASSERT_EQ(ptrace(PTRACE_DETACH, (pid_t)msg, 0, 0), 0);
+	cont_and_expect_exit(pid, 0);
+}
+
+TEST(allowed_in_vfork_done_stop)
+{
+	int status;
+	pid_t pid = spawn_stopped(do_vfork);
+
+	ASSERT_EQ(ptrace(PTRACE_SETOPTIONS, pid, 0, PTRACE_O_TRACEVFORKDONE), 0);
+	ASSERT_EQ(ptrace(PTRACE_CONT, pid, 0, 0), 0);
+	wait_stop(pid, &status);
+	ASSERT_EQ(status >> 8, SIGTRAP | (PTRACE_EVENT_VFORK_DONE << 8));
+	requests_work(pid);		/* the mm is no longer shared */
+	cont_and_expect_exit(pid, 0);
+}
+
+static int seccomp_getppid(void)
+{
+	struct sock_filter f[] = {
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_getppid, 0, 1),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_TRACE),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+	};
+	struct sock_fprog prog = { sizeof(f) / sizeof(f[0]), f };
+
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) ||
+	    prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog))
+		return 94;
+	return syscall(SYS_getppid) > 0 ? 0 : 95;
+}
+
+TEST(allowed_in_seccomp_event_stop)
+{
+	int status;
+	pid_t pid = spawn_stopped(seccomp_getppid);
+
+	ASSERT_EQ(ptrace(PTRACE_SETOPTIONS, pid, 0, PTRACE_O_TRACESECCOMP), 0);
+	ASSERT_EQ(ptrace(PTRACE_CONT, pid, 0, 0), 0);
+	wait_stop(pid, &status);
+	ASSERT_EQ(status >> 8, SIGTRAP | (PTRACE_EVENT_SECCOMP << 8));
+	requests_work(pid);
+	ASSERT_EQ(preq(PTRACE_NEW_AS, pid, 0), 1);
+	ASSERT_EQ(preq(PTRACE_SWITCH_AS, pid, 1), 0);	/* getppid runs in slot 1 */
 	cont_and_expect_exit(pid, 0);
 }
 
