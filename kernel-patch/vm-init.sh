@@ -25,6 +25,13 @@ ln -sf /proc/self/fd /dev/fd 2>/dev/null
 [ -n "$rasm_job" ] || die "no rasm_job"
 mount -t 9p -o trans=virtio,version=9p2000.L,msize=262144 rasmjob "$rasm_job" ||
 	die "mount $rasm_job"
+# The tmpfs mounts above hide the host's /tmp: a working directory there
+# (a CI clone, say) comes in through its own read-only share.
+if [ -n "$rasm_cwd" ] && [ ! -d "$rasm_cwd" ]; then
+	mkdir -p "$rasm_cwd" &&
+		mount -t 9p -o trans=virtio,version=9p2000.L,msize=262144,ro hostcwd "$rasm_cwd" ||
+		die "mount $rasm_cwd"
+fi
 hostname rasm-vm 2>/dev/null
 
 stty -F /dev/ttyS1 raw -echo 2>/dev/null

@@ -3,7 +3,9 @@
 #
 # Boots the multias kernel (build.sh, cached) under qemu-system-x86_64 with
 # TCG, the host root read-only over virtio-9p (mount tag hostroot) and tmpfs
-# on /tmp, /run and /dev/shm, runs CMD in the current directory as root and
+# on /tmp, /run and /dev/shm, runs CMD in the current directory as root (a
+# directory those tmpfs mounts hide, such as a clone under /tmp, is shared
+# separately, tag hostcwd) and
 # streams its output.  Exits with CMD's exit status, or non-zero with the
 # kernel's last lines when the kernel oopses, panics, reports a lockdep
 # splat, a KASAN/UBSAN report, a BUG or WARNING, or the run times out
@@ -50,7 +52,7 @@ cmdline=(
 	console=ttyS0 loglevel=7 printk.devkmsg=on
 	root=hostroot rootfstype=9p ro
 	rootflags=trans=virtio,version=9p2000.L,msize=262144,cache=loose
-	init="$here/vm-init.sh" rasm_job="$job"
+	init="$here/vm-init.sh" rasm_job="$job" rasm_cwd="$PWD"
 	acpi=off panic=-1 oops=panic softlockup_panic=1 nmi_watchdog=0
 	tsc=reliable no_timer_check
 )
@@ -62,6 +64,8 @@ qemu-system-x86_64 -accel tcg,thread=multi -cpu "${RASM_VM_CPU:-max}" -smp "$smp
 	-kernel "$kernel" -append "${cmdline[*]}" \
 	-fsdev local,id=hostroot,path=/,security_model=none,readonly=on,multidevs=remap \
 	-device virtio-9p-pci,fsdev=hostroot,mount_tag=hostroot \
+	-fsdev local,id=hostcwd,path="$PWD",security_model=none,readonly=on,multidevs=remap \
+	-device virtio-9p-pci,fsdev=hostcwd,mount_tag=hostcwd \
 	-fsdev local,id=rasmjob,path="$job",security_model=none \
 	-device virtio-9p-pci,fsdev=rasmjob,mount_tag=rasmjob \
 	-serial file:"$job/console.log" \
