@@ -57,6 +57,17 @@ static void cont_and_expect_exit(pid_t pid, int code)
 	ASSERT_EQ(WEXITSTATUS(status), code);
 }
 
+/* set @option and run the tracee to its @event stop */
+static void cont_to_event(pid_t pid, long option, int event)
+{
+	int status;
+
+	ASSERT_EQ(ptrace(PTRACE_SETOPTIONS, pid, 0, option), 0);
+	ASSERT_EQ(ptrace(PTRACE_CONT, pid, 0, 0), 0);
+	wait_stop(pid, &status);
+	ASSERT_EQ(status >> 8, SIGTRAP | (event << 8));
+}
+
 /* NEW, SWITCH there and back, DROP: allowed and leaves the tracee as it was */
 static void requests_work(pid_t pid)
 {
@@ -331,10 +342,7 @@ TEST(allowed_in_exit_event_stop)
 	int status;
 	pid_t pid = spawn_stopped(exit_5);
 
-	ASSERT_EQ(ptrace(PTRACE_SETOPTIONS, pid, 0, PTRACE_O_TRACEEXIT), 0);
-	ASSERT_EQ(ptrace(PTRACE_CONT, pid, 0, 0), 0);
-	wait_stop(pid, &status);
-	ASSERT_EQ(status >> 8, SIGTRAP | (PTRACE_EVENT_EXIT << 8));
+	cont_to_event(pid, PTRACE_O_TRACEEXIT, PTRACE_EVENT_EXIT);
 	requests_work(pid);
 	ASSERT_EQ(preq(PTRACE_NEW_AS, pid, 0), 1);
 	ASSERT_EQ(preq(PTRACE_SWITCH_AS, pid, 1), 0);	/* exits on slot 1 */
@@ -387,10 +395,7 @@ TEST(allowed_in_fork_event_stop)
 	pid_t pid = spawn_stopped(do_fork), child;
 	unsigned long msg;
 
-	ASSERT_EQ(ptrace(PTRACE_SETOPTIONS, pid, 0, PTRACE_O_TRACEFORK), 0);
-	ASSERT_EQ(ptrace(PTRACE_CONT, pid, 0, 0), 0);
-	wait_stop(pid, &status);
-	ASSERT_EQ(status >> 8, SIGTRAP | (PTRACE_EVENT_FORK << 8));
+	cont_to_event(pid, PTRACE_O_TRACEFORK, PTRACE_EVENT_FORK);
 	ASSERT_EQ(ptrace(PTRACE_GETEVENTMSG, pid, 0, &msg), 0);
 	child = msg;
 	requests_work(pid);
@@ -419,10 +424,7 @@ TEST(vfork_event_stop_new_as_is_ebusy)
 	int status;
 	pid_t pid = spawn_stopped(do_vfork);
 
-	ASSERT_EQ(ptrace(PTRACE_SETOPTIONS, pid, 0, PTRACE_O_TRACEVFORK), 0);
-	ASSERT_EQ(ptrace(PTRACE_CONT, pid, 0, 0), 0);
-	wait_stop(pid, &status);
-	ASSERT_EQ(status >> 8, SIGTRAP | (PTRACE_EVENT_VFORK << 8));
+	cont_to_event(pid, PTRACE_O_TRACEVFORK, PTRACE_EVENT_VFORK);
 	/* the vfork child shares the tracee's mm */
 	ASSERT_ERR(preq(PTRACE_NEW_AS, pid, 0), EBUSY);
 	ASSERT_EQ(preq(PTRACE_GET_AS, pid, 0), 0);
@@ -436,13 +438,9 @@ TEST(vfork_event_stop_new_as_is_ebusy)
 
 TEST(allowed_in_vfork_done_stop)
 {
-	int status;
 	pid_t pid = spawn_stopped(do_vfork);
 
-	ASSERT_EQ(ptrace(PTRACE_SETOPTIONS, pid, 0, PTRACE_O_TRACEVFORKDONE), 0);
-	ASSERT_EQ(ptrace(PTRACE_CONT, pid, 0, 0), 0);
-	wait_stop(pid, &status);
-	ASSERT_EQ(status >> 8, SIGTRAP | (PTRACE_EVENT_VFORK_DONE << 8));
+	cont_to_event(pid, PTRACE_O_TRACEVFORKDONE, PTRACE_EVENT_VFORK_DONE);
 	requests_work(pid);		/* the mm is no longer shared */
 	cont_and_expect_exit(pid, 0);
 }
@@ -465,13 +463,9 @@ static int seccomp_getppid(void)
 
 TEST(allowed_in_seccomp_event_stop)
 {
-	int status;
 	pid_t pid = spawn_stopped(seccomp_getppid);
 
-	ASSERT_EQ(ptrace(PTRACE_SETOPTIONS, pid, 0, PTRACE_O_TRACESECCOMP), 0);
-	ASSERT_EQ(ptrace(PTRACE_CONT, pid, 0, 0), 0);
-	wait_stop(pid, &status);
-	ASSERT_EQ(status >> 8, SIGTRAP | (PTRACE_EVENT_SECCOMP << 8));
+	cont_to_event(pid, PTRACE_O_TRACESECCOMP, PTRACE_EVENT_SECCOMP);
 	requests_work(pid);
 	ASSERT_EQ(preq(PTRACE_NEW_AS, pid, 0), 1);
 	ASSERT_EQ(preq(PTRACE_SWITCH_AS, pid, 1), 0);	/* getppid runs in slot 1 */
