@@ -215,6 +215,18 @@ class RemoteProcess:
         """
         return self._run(nr, args)
 
+    def inject_with_mask(self, mask: int, nr: int, *args: int) -> int:
+        """``inject`` with ``mask`` as the signal mask instead of all signals
+        blocked: an execve passes the mask it runs with to the new image."""
+        if not self._prepared:
+            self._prepare_injection()
+        self.set_sigmask(mask)
+        try:
+            return self._run(nr, args)
+        finally:
+            if self.alive and not self.exec_happened:
+                self.set_sigmask(ALL_SIGNALS)
+
     def call(self, name: str | int, *args: int) -> int:
         """Like ``inject`` but by name, raising RemoteSyscallError on -errno."""
         return self.call_args(name, args)

@@ -220,12 +220,8 @@ def _exec_in(p: RemoteProcess, nr, args, where, path, argv, envp, mask) -> int:
     call_args = list(args)
     call_args[where[0]] = base
     call_args[where[1]], call_args[where[2]] = vector_addrs
-    p.regs()
-    p._prepare_injection()
-    p.set_sigmask(mask)  # the new image starts with the guest's mask
-    ret = p.inject(nr, *call_args)
+    ret = p.inject_with_mask(mask, nr, *call_args)  # the new image gets the guest's mask
     if not p.exec_happened:
-        p.set_sigmask(0xFFFFFFFFFFFFFFFF)
         p.inject(NR("munmap"), base, size)
     return ret
 
