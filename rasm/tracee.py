@@ -108,7 +108,7 @@ class Tracee:
         Returns its result; RemoteSyscallError(errno) if it failed,
         InjectionError if it could not be run.  The tracee's registers and
         signal mask are restored before it next runs."""
-        return self._guest.process_for(space).call_args(name, args)
+        return self._guest.syscall(name, args, space)
 
     def mmap(self, addr: int, length: int, prot: int, flags: int, space: int | None = None,
              fd: int = -1, offset: int = 0) -> int:

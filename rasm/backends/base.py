@@ -46,6 +46,9 @@ class Guest(Protocol):
     def process_for(self, space: int | None) -> RemoteProcess:
         """The stopped host process whose memory is AS ``space`` (None: current)."""
 
+    def syscall(self, name: str | int, args: tuple[int, ...], space: int | None) -> int:
+        """Run a syscall in AS ``space`` (None: current); see Tracee.syscall."""
+
     def cont(self, sig: int | None = None) -> None:
         """Resume the guest; ``sig`` None passes on the signal it stopped with."""
 

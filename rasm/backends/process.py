@@ -227,6 +227,12 @@ class ProcessGuest:
             return self.running
         return self._slot(space, "address space")
 
+    def syscall(self, name: str | int, args: tuple[int, ...], space: int | None) -> int:
+        """Tracee.syscall's hot path: the current space needs no lookup."""
+        if space is None and self.finished is None:
+            return self.running.call_args(name, args)
+        return self.process_for(space).call_args(name, args)
+
     def set_reporting(self, on: bool) -> None:
         self.reporting = bool(on)
 
