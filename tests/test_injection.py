@@ -115,3 +115,22 @@ def test_tracee_dying_inside_an_injected_syscall(backend, ops):
     with pytest.raises(rasm.TraceeGone):
         t.syscall("getpid")
     t.close()
+
+
+def test_attached_process_gets_address_spaces(backend, blocker):
+    proc = _start_blocked(blocker, "sleep:300")
+    try:
+        with rasm.attach(proc.pid, backend=backend) as t:
+            addr = t.mmap(0, 4096, 3, 0x22)
+            t.write(addr, b"zero")
+            n = t.new_as()
+            t.write(addr, b"one!", space=n)
+            assert t.read(addr, 4) == b"zero" and t.read(addr, 4, space=n) == b"one!"
+            t.switch_as(n)
+            t.cont()
+            event = t.wait(timeout=10)
+            assert event.kind == "exited" and event.code == 0
+    finally:
+        proc.kill()
+        proc.wait()
+    assert proc.stdout.read() == b"slept 0 ok\n"

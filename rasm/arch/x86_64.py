@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import errno
-
 from ptrace.syscall.linux.x86_64 import SYSCALL_NAMES as _NAMES
 
 from ..errors import InvalidArgument
@@ -105,17 +103,17 @@ def canonicalize(regs) -> None:
     """Turn a context stopped inside an interrupted syscall into a plain user
     context (orig_rax = -1) that resumes correctly in another process.
 
-    Restartable syscalls are rewound to run again; ERESTART_RESTARTBLOCK
-    (whose restart state lives in the old task) becomes EINTR.
+    Restartable syscalls are rewound to run again.  ERESTART_RESTARTBLOCK's
+    restart state (a sleep's remaining time) lives in the old task, so that
+    syscall is issued again with its original arguments: a sleep may last
+    longer, but never returns EINTR with its "remaining" output unwritten.
     """
     if signed(regs.orig_rax) < 0:
         return
-    ret = signed(regs.rax)
-    if -ret in (ERESTARTSYS, ERESTARTNOINTR, ERESTARTNOHAND):
+    if -signed(regs.rax) in (ERESTARTSYS, ERESTARTNOINTR, ERESTARTNOHAND,
+                             ERESTART_RESTARTBLOCK):
         regs.rax = regs.orig_rax
         regs.rip -= SYSCALL_INSN_LEN
-    elif -ret == ERESTART_RESTARTBLOCK:
-        regs.rax = (-errno.EINTR) & (2**64 - 1)
     regs.orig_rax = 2**64 - 1
 
 
