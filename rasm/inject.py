@@ -213,7 +213,7 @@ class RemoteProcess:
 
         The process must be stopped and have the stub mapped.
         """
-        return self._run(nr, args)
+        return self.call_args(nr, args, check=False)
 
     def inject_with_mask(self, mask: int, nr: int, *args: int) -> int:
         """``inject`` with ``mask`` as the signal mask instead of all signals
@@ -222,7 +222,7 @@ class RemoteProcess:
             self._prepare_injection()
         self.set_sigmask(mask)
         try:
-            return self._run(nr, args)
+            return self.call_args(nr, args, check=False)
         finally:
             if self.alive and not self.exec_happened:
                 self.set_sigmask(ALL_SIGNALS)
@@ -231,26 +231,31 @@ class RemoteProcess:
         """Like ``inject`` but by name, raising RemoteSyscallError on -errno."""
         return self.call_args(name, args)
 
-    def call_args(self, name: str | int, args: tuple[int, ...]) -> int:
-        """``call`` with the arguments as a tuple (the public API's hot path)."""
+    def call_args(self, name: str | int, args: tuple[int, ...], check: bool = True) -> int:
+        """The hot path behind call, inject and Tracee.syscall: reused
+        buffers, one C call per injected syscall, no further Python frames
+        when the same arguments are still in place at the stub."""
         nr = _NUMBERS.get(name)
         if nr is None:
             nr = arch.syscall_number(name)  # a number, or InvalidArgument
-        ret = self._run(nr, args)
-        if -4096 < ret < 0:
-            raise RemoteSyscallError(arch.syscall_name(nr), -ret)
-        return ret
-
-    def _run(self, nr: int, args: tuple[int, ...]) -> int:
-        """The hot path: reused buffers, one C call per injected syscall."""
         if not self._prepared:
             self._prepare_injection()
         if self._at_stub and args == self._last_args:
-            # Still at the stub's int3 with these arguments in place.
             ret = _inject_again(self.pid, _STUB, nr)
-            if ret != _AGAIN_SLOW:
-                return ret
-            r = lib.rasm_again_status  # a negative errno, or a wait status
+            if ret == _AGAIN_SLOW:
+                ret = self._inject_slowly(nr, args, lib.rasm_again_status)
+        else:
+            ret = self._inject_slowly(nr, args)
+        if check and -4096 < ret < 0:
+            raise RemoteSyscallError(arch.syscall_name(nr), -ret)
+        return ret
+
+    def _inject_slowly(self, nr: int, args: tuple[int, ...], repeat: int | None = None) -> int:
+        """Set every register for the call and handle whatever gets in the
+        way; ``repeat`` is what a failed repeat left (a negative errno or the
+        wait status of an unexpected stop), which is taken over instead."""
+        if repeat is not None:
+            r = repeat
             if r >= 0:
                 self._status[0] = r
                 r = 1
