@@ -179,7 +179,8 @@ class ProcessGuest:
     def new_as(self) -> int:
         src = self._stopped_running("new_as")
         self._collect_exiting_threads()
-        if self.threads or self.shares_mm:
+        sharing_child = any(c.shares_mm and c.finished is None for c in self.children)
+        if self.threads or self.shares_mm or sharing_child:
             raise SlotBusy("new_as: the guest shares its memory with another task")
         if not self.table:
             self._create_table(src)
