@@ -44,7 +44,8 @@ class Guest(Protocol):
     def address_spaces(self) -> list[int]: ...
 
     def process_for(self, space: int | None) -> RemoteProcess:
-        """The stopped host process whose memory is AS ``space`` (None: current)."""
+        """The host process whose memory is AS ``space`` (None: current);
+        BadSlot for an empty slot."""
 
     def syscall(self, name: str | int, args: tuple[int, ...], space: int | None) -> int:
         """Run a syscall in AS ``space`` (None: current); see Tracee.syscall."""
@@ -69,6 +70,9 @@ class Guest(Protocol):
 
     def detach(self) -> None:
         """Let the guest go on untraced (UnsupportedOperation if impossible)."""
+
+    def close(self) -> None:
+        """End tracing: detach an attached guest when it can be, else kill."""
 
 
 class Backend(Protocol):
