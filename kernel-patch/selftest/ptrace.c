@@ -376,17 +376,24 @@ TEST(exec_event_stop_sees_table_dropped)
 	cont_and_expect_exit(pid, 0);
 }
 
-static int do_fork(void)
+/* 0 when child @c exits with status 3, else 1 */
+static int reap_3(pid_t c)
 {
 	int status;
-	pid_t c = fork();
 
-	if (c == 0)
-		_exit(3);
 	if (waitpid(c, &status, 0) != c || !WIFEXITED(status) ||
 	    WEXITSTATUS(status) != 3)
 		return 1;
 	return 0;
+}
+
+static int do_fork(void)
+{
+	pid_t c = fork();
+
+	if (c == 0)
+		_exit(3);
+	return reap_3(c);
 }
 
 TEST(allowed_in_fork_event_stop)
@@ -408,14 +415,11 @@ TEST(allowed_in_fork_event_stop)
 
 static int do_vfork(void)
 {
-	int status;
 	pid_t c = vfork();
 
 	if (c == 0)
 		_exit(3);
-	if (waitpid(c, &status, 0) != c || WEXITSTATUS(status) != 3)
-		return 1;
-	return 0;
+	return reap_3(c);
 }
 
 TEST(vfork_event_stop_new_as_is_ebusy)

@@ -46,30 +46,18 @@ static pid_t start_switcher(void)
 	return pid;
 }
 
+/* readers 0-3 read these files whole; the others read mem and vm_readv */
+static const char *const proc_files[] = { "maps", "smaps", "address_spaces", "status" };
+
 static void reader(pid_t pid, int kind)
 {
 	char path[64], buf[65536];
 	struct iovec local = { buf, 4096 }, remote = { pages, 4096 };
 	int fd;
 
+	snprintf(path, sizeof(path), "/proc/%d/%s", pid,
+		 kind < 4 ? proc_files[kind] : "mem");
 	for (;;) {
-		switch (kind) {
-		case 0:
-			snprintf(path, sizeof(path), "/proc/%d/maps", pid);
-			break;
-		case 1:
-			snprintf(path, sizeof(path), "/proc/%d/smaps", pid);
-			break;
-		case 2:
-			snprintf(path, sizeof(path), "/proc/%d/address_spaces", pid);
-			break;
-		case 3:
-			snprintf(path, sizeof(path), "/proc/%d/status", pid);
-			break;
-		default:
-			snprintf(path, sizeof(path), "/proc/%d/mem", pid);
-			break;
-		}
 		fd = open(path, O_RDONLY);
 		if (fd < 0)
 			_exit(0);	/* the switcher is gone */
