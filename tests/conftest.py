@@ -18,6 +18,12 @@ from rasm import backends
 HERE = Path(__file__).parent
 ROOT = HERE.parent
 
+# Tests of what a stock kernel does with syscalls 600-602.
+stock_kernel_only = pytest.mark.skipif(
+    os.path.exists("/proc/self/address_spaces"),
+    reason="this kernel has the multias patch: 600-602 work natively",
+)
+
 
 def available_backends() -> list:
     params = []

@@ -7,7 +7,7 @@ import os
 import signal
 
 import pytest
-from conftest import lines, run_ops
+from conftest import lines, run_ops, stock_kernel_only
 
 ENOENT, EBUSY = 2, 16
 
@@ -161,6 +161,7 @@ def test_seed_demo(backend, seed_demo):
     assert b"ok: 160 hops" in result.stdout
 
 
+@stock_kernel_only
 @pytest.mark.parametrize("what", ["new", "sw:0"])
 def test_multias_unavailable_natively(ops, what):
     import subprocess
@@ -183,6 +184,7 @@ def test_credentials_and_altstack_hold_in_every_slot(backend, ops):
     assert out[5:] == ["sw 0", "gid 7", stack]
 
 
+@stock_kernel_only
 def test_seed_demo_natively_says_unavailable(seed_demo):
     import subprocess
 
