@@ -14,7 +14,6 @@ from collections.abc import Sequence
 
 from . import backends
 from .abi import N_MM
-from .arch import current as arch
 from .errors import InvalidArgument, RemoteSyscallError
 from .events import Event, Mapping
 
@@ -214,4 +213,4 @@ def attach(pid: int, backend: str = "auto", slots: int = N_MM) -> Tracee:
     return Tracee(backends.get(backend).attach(pid, slots))
 
 
-__all__ = ["Tracee", "arch", "attach", "spawn"]
+__all__ = ["Tracee", "attach", "spawn"]

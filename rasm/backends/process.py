@@ -568,9 +568,7 @@ class ProcessBackend:
             proc.call("prctl", PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
             ProcessGuest._install_filter(proc, seccomp.build(MULTIAS_SYSCALLS))
             # Threads that exist already are not traced: new_as refuses them.
-            for tid in os.listdir(f"/proc/{pid}/task"):
-                if int(tid) != pid:
-                    guest.shares_mm = True
+            guest.shares_mm = len(os.listdir(f"/proc/{pid}/task")) > 1
         except BaseException:
             guest.abandon()
             raise
