@@ -42,9 +42,3 @@ def _status_fields(pid: int) -> dict[str, str]:
 def tgid(pid: int) -> int:
     return int(_status_fields(pid).get("Tgid", pid))
 
-
-def pending_signals(pid: int) -> set[int]:
-    """Signals pending for ``pid`` (thread and process queues)."""
-    fields = _status_fields(pid)
-    mask = int(fields.get("SigPnd", "0"), 16) | int(fields.get("ShdPnd", "0"), 16)
-    return {bit + 1 for bit in range(64) if mask >> bit & 1}

@@ -28,9 +28,10 @@ def _insn(code: int, k: int, jt: int = 0, jf: int = 0) -> bytes:
     return struct.pack("<HBBI", code, jt, jf, k & 0xFFFFFFFF)
 
 
-def build(traced: Iterable[int], traced_if_arg0: dict[int, int] | None = None) -> bytes:
+def build(traced: Iterable[int], traced_if_arg0: dict[int, Iterable[int]] | None = None) -> bytes:
     """Assemble a filter that traces ``traced`` always, and each syscall in
-    ``traced_if_arg0`` only when its first argument equals the given value.
+    ``traced_if_arg0`` only when its first argument (as a 32-bit value) is
+    one of the given values.
 
     The syscall number is tested first and every other syscall is allowed
     without looking at anything else, so the kernel's per-syscall cache
@@ -41,13 +42,16 @@ def build(traced: Iterable[int], traced_if_arg0: dict[int, int] | None = None) -
     for nr in sorted(set(traced)):
         body += [_insn(_JEQ_K, nr, 0, len(_STUB_CHECK) + 1), *_STUB_CHECK,
                  _insn(_RET_K, SECCOMP_RET_TRACE | nr)]
-    for nr, arg0 in sorted((traced_if_arg0 or {}).items()):
+    for nr, values in sorted((traced_if_arg0 or {}).items()):
+        values = sorted({v & 0xFFFFFFFF for v in values})
+        n = len(values)
         body += [
-            _insn(_JEQ_K, nr, 0, 4),  # not this one: on to the next block
+            _insn(_JEQ_K, nr, 0, len(_STUB_CHECK) + n + 3),  # not this one: next block
+            *_STUB_CHECK,
             _insn(_LD_W_ABS, _ARG0_LO),
-            _insn(_JEQ_K, arg0 & 0xFFFFFFFF, 0, 1),
-            _insn(_RET_K, SECCOMP_RET_TRACE | nr),
+            *(_insn(_JEQ_K, v, n - i, 0) for i, v in enumerate(values)),  # -> RET TRACE
             _ALLOW,
+            _insn(_RET_K, SECCOMP_RET_TRACE | nr),
         ]
     head = [
         _insn(_LD_W_ABS, _ARCH),

@@ -48,6 +48,22 @@ def test_kill_is_traced_only_when_aimed_at_the_guest():
     for nr in (62, 200, 234):  # kill, tkill, tgkill
         assert run(prog, nr, arg0=4321)[0] == seccomp.SECCOMP_RET_TRACE | nr
         assert run(prog, nr, arg0=4322)[0] == seccomp.SECCOMP_RET_ALLOW
+        assert run(prog, nr, arg0=(-4321) & 0xFFFFFFFF)[0] == seccomp.SECCOMP_RET_ALLOW
+
+
+def test_kill_of_the_own_group_is_traced():
+    """kill(0, sig) from a holder would reach only the holder's session."""
+    prog = table_filter(4321)
+    assert run(prog, 62, arg0=0)[0] == seccomp.SECCOMP_RET_TRACE | 62
+    for nr in (200, 234):  # tkill(0) and tgkill(0) are EINVAL natively
+        assert run(prog, nr, arg0=0)[0] == seccomp.SECCOMP_RET_ALLOW
+
+
+def test_several_values_of_the_first_argument():
+    prog = seccomp.build([], {7: (3, 5, 9)})
+    for arg0, traced in ((3, True), (5, True), (9, True), (4, False), (0, False)):
+        want = seccomp.SECCOMP_RET_TRACE | 7 if traced else seccomp.SECCOMP_RET_ALLOW
+        assert run(prog, 7, arg0=arg0)[0] == want
 
 
 def test_other_syscalls_are_constant_allow():

@@ -70,6 +70,32 @@ def test_raise_is_synchronous_in_every_slot(backend, ops):
     assert out == ["new 1", "sw 0", "raised 1", "killed 2", "sw 0", "raised 3"]
 
 
+def test_signals_the_guest_sends_itself_carry_its_pid(backend, ops):
+    out = lines(run_ops(backend, ops, "handler:10", "ids", "new", "sw:1", "raise:10", "sender",
+                        "killself:10", "sender"))
+    pid = out[0].split()[1]
+    assert out[1:] == ["new 1", "sw 0", "raised 1", f"sender {pid}", "killed 2", f"sender {pid}"]
+
+
+def test_kill_of_the_own_group_is_synchronous(backend, ops):
+    out = lines(run_ops(backend, ops, "pgrp", "handler:10", "ids", "new", "sw:1",
+                        "killgroup:10", "sender", "sw:0", "killgroup:10", "waitsig:100"))
+    pid = out[1].split()[1]
+    assert out[2:] == ["new 1", "sw 0", "killgroup 1", f"sender {pid}", "sw 0", "killgroup 2",
+                       "count 2"]
+
+
+def test_group_and_session_are_the_guest_s_in_every_slot(backend, ops):
+    out = lines(run_ops(backend, ops, "session", "new", "session", "sw:1", "session", "pgrp",
+                        "session", "sw:0", "session"))
+    before = out[0]
+    assert out[1:4] == ["new 1", before, "sw 0"] and out[4] == before
+    pgid = out[5].split()[1]
+    after = out[6]
+    assert after.split()[1] == pgid and after.split()[3] == pgid
+    assert out[7:] == ["sw 0", after]
+
+
 def test_blocked_signal_stays_pending_across_a_switch(backend, ops):
     out = lines(run_ops(backend, ops, "handler:10", "block:10", "new", "raise:10", "sw:1",
                         "mask", "sw:0", "mask"))

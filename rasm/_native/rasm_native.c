@@ -50,6 +50,25 @@ int rasm_prctl(int option, unsigned long arg)
 	return prctl(option, arg, 0, 0, 0) ? -errno : 0;
 }
 
+/*
+ * Queue @sig on process @pid as SI_QUEUE carrying @token in si_value: how
+ * the process backend forwards a signal to a holder and recognises it at
+ * delivery (rt_sigqueueinfo accepts a negative si_code from another
+ * process, and never rewrites si_pid or si_value).
+ */
+int rasm_sigqueue(int pid, int sig, uint64_t token)
+{
+	siginfo_t info;
+
+	memset(&info, 0, sizeof(info));
+	info.si_signo = sig;
+	info.si_code = SI_QUEUE;
+	info.si_pid = getpid();
+	info.si_uid = getuid();
+	info.si_value.sival_ptr = (void *)(uintptr_t)token;
+	return syscall(SYS_rt_sigqueueinfo, pid, sig, &info) ? -errno : 0;
+}
+
 /* 1 when both processes use one mm, 0 when not, negative errno if unknown. */
 int rasm_same_mm(int a, int b)
 {

@@ -38,6 +38,7 @@ struct rasm_table {
 long rasm_ptrace(long request, int pid, unsigned long addr, unsigned long data);
 int rasm_wait(int pid, int *status, int flags);
 int rasm_same_mm(int a, int b);
+int rasm_sigqueue(int pid, int sig, uint64_t token);
 int rasm_prctl(int option, unsigned long arg);
 int rasm_getregs(int pid, struct user_regs_struct *regs);
 int rasm_setregs(int pid, const struct user_regs_struct *regs);

@@ -4,8 +4,11 @@ Syscalls 600-602 are trapped in every guest (the base filter).  Once a
 table exists, the holders carry a second filter (``table_filter``) so that
 the guest stays one process to itself and to the world:
 
-* identity: getpid/gettid/getppid answer P's ids; kill/tkill/tgkill aimed at
-  P are aimed at the running holder instead, so that raise() is synchronous.
+* identity: getpid/gettid/getppid answer P's ids; process group and
+  session calls run in P (holders are in sessions of their own, see
+  ``signals.py``); kill/tkill/tgkill aimed at P, and kill(0), run in P and
+  P's copy of the signal goes to the running holder at once, so that
+  raise() is synchronous.
 * per-process state changed in one slot holds in all: sigaction, sigaltstack,
   rlimits and credentials run in the running holder, then in every other
   holder and in P ("replicated").
@@ -141,14 +144,48 @@ def _getppid(guest, proc, args):
 
 
 def _kill_self(guest, proc, args):
-    """kill/tkill/tgkill aimed at P: aim at the running holder, run natively."""
-    regs = proc.regs()
-    regs.rdi = proc.pid
-    if arch.syscall_nr(regs) == NR("tgkill") and args[1] == guest.pid:
-        regs.rsi = proc.pid
-    proc.set_regs(regs)
-    proc.resume()
-    return None
+    """kill/tkill/tgkill aimed at the guest (or kill(0) at its group).
+
+    The call runs in P, so every recipient sees the guest's pid as sender
+    and kill(0) reaches the guest's group (a holder's is its own).  P's own
+    copy is taken off its queue at once and forwarded to the running
+    holder, which is stopped here: the signal is pending there when the
+    guest's call returns, so it is delivered before kill returns, as
+    natively.  SIGKILL ends the guest; SIGSTOP cannot be dequeued and
+    reaches the guest through P's park instead."""
+    nr = arch.syscall_nr(proc.regs())
+    if nr == NR("tgkill") and args[1] != guest.pid:
+        return PASS  # a tid that is not the guest's: let the kernel answer
+    sig = args[2] if nr == NR("tgkill") else args[1]
+    p = guest.identity
+    try:
+        with guest.identity_stopped():
+            ret = p.inject(nr, *args[:3])
+            info = None if ret or not sig else _dequeue(p, sig)
+    except TraceeGone:
+        if p.alive:
+            raise
+        if guest.finished is None:  # kill(SIGKILL): the guest is over
+            guest.on_stop(p, p.status)
+        return None
+    if info is not None:
+        guest.signals.forward(proc, sig, info)
+    return ret
+
+
+def _dequeue(p: RemoteProcess, sig: int) -> bytes | None:
+    """Take ``sig`` off stopped P's queue (rt_sigtimedwait with no wait):
+    its siginfo, or None if it is not there to take (SIGSTOP)."""
+    sigset, no_wait, info = arch.SCRATCH_ADDR, arch.SCRATCH_ADDR + 16, arch.SCRATCH_ADDR + 32
+    p.write(sigset, struct.pack("<Q16x", 1 << (sig - 1)))
+    if p.inject(NR("rt_sigtimedwait"), sigset, info, no_wait, 8) != sig:
+        return None
+    return p.read(info, 128)
+
+
+def _setpgid(guest, proc, args):
+    """setpgid on the guest itself runs in P; holders keep their sessions."""
+    return _in_identity(guest, proc, args) if args[0] in (0, guest.pid) else PASS
 
 
 def _read_cstring(proc: RemoteProcess, addr: int, limit: int = 1 << 20) -> bytes:
@@ -240,6 +277,9 @@ def _exit(guest: ProcessGuest, proc: RemoteProcess, args):
     return None
 
 
+_in_identity = redirect()
+
+
 def _prlimit_self(args, guest):
     if args[0] not in (0, guest.pid):
         return PASS
@@ -270,6 +310,11 @@ HANDLERS: dict[int, Handler] = {
     NR("timer_gettime"): redirect(outs={1: 32}),
     NR("timer_getoverrun"): redirect(),
     NR("timer_delete"): redirect(),
+    NR("getpgrp"): _in_identity,
+    NR("getpgid"): _in_identity,
+    NR("getsid"): _in_identity,
+    NR("setsid"): _in_identity,
+    NR("setpgid"): _setpgid,
     NR("kill"): _kill_self,
     NR("tkill"): _kill_self,
     NR("tgkill"): _kill_self,
@@ -285,7 +330,9 @@ IDENTITY_CALLS = (NR("getpid"), NR("gettid"), NR("getppid"))
 def table_filter(identity_pid: int) -> bytes:
     """The filter holders carry: everything in HANDLERS (kills only at P)."""
     always = [nr for nr in HANDLERS if nr not in KILL_FAMILY]
-    return seccomp.build(always, {nr: identity_pid for nr in KILL_FAMILY})
+    aimed_at_guest = {nr: (identity_pid,) for nr in KILL_FAMILY}
+    aimed_at_guest[NR("kill")] = (identity_pid, 0)  # 0: the caller's group
+    return seccomp.build(always, aimed_at_guest)
 
 
 # -- dispatch -----------------------------------------------------------------------

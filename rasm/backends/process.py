@@ -256,6 +256,13 @@ class ProcessGuest:
         pid = src.call("clone", flags, 0, 0, 0, 0)
         holder = RemoteProcess(pid, stopped=True, stop_status=self.session.first_stop(pid))
         self.session.register(self, holder)
+        try:
+            # A session of its own: group and terminal signals then reach
+            # only P, which forwards each one once (signals.py).
+            holder.call("setsid")
+        except RasmError:
+            self._kill_and_reap(holder)
+            raise
         return holder
 
     @staticmethod
@@ -292,6 +299,7 @@ class ProcessGuest:
     # -- ending -----------------------------------------------------------------
     def _kill_and_reap(self, proc: RemoteProcess) -> None:
         self.session.forget(proc.pid)
+        self.signals.forget(proc)
         if proc.alive:
             try:
                 os.kill(proc.pid, signal.SIGKILL)
@@ -426,6 +434,7 @@ class ProcessGuest:
 
     def _on_death(self, proc: RemoteProcess, status: int) -> None:
         self.session.forget(proc.pid)
+        self.signals.forget(proc)
         if proc.pid in self.threads:
             del self.threads[proc.pid]
             return

@@ -1,12 +1,29 @@
 """Signals on the process backend: one guest, several host processes.
 
-Signals addressed to the guest (its pid, its timers, its process group) land
-on the identity process P.  While a table exists P is parked, so each one is
-forwarded to the holder running the guest, with its original siginfo put
-back at delivery (PTRACE_SETSIGINFO).  A signal sent to the process group
-reaches P *and* every holder; the copies are matched up so the guest sees it
-once: the running holder's own copy is the one delivered, P's is dropped,
-and copies queued on parked holders are suppressed when those run again.
+Why every signal addressed to the guest is delivered once:
+
+* Holders live in sessions of their own (``ProcessGuest._clone_holder``
+  makes each one call ``setsid``), so a signal sent to the guest's process
+  group or by its terminal reaches P and no holder.  Signals to the guest's
+  pid reach P by definition, and P owns the guest's timers.  So each such
+  signal arrives exactly once, at P.
+* P is parked with every signal unblocked, and traced, so each one stops
+  P (ignored signals too: the kernel does not discard signals for a traced
+  process).  ``at_identity`` forwards it once, to the holder running the
+  guest, and P goes back to its park without it.
+* A forward is ``rt_sigqueueinfo`` with SI_QUEUE and a fresh token in
+  ``si_value``; when the holder stops to take it, the token names the
+  original siginfo, which is put back (PTRACE_SETSIGINFO) before the guest
+  or the user sees it.  Two forwards of one standard signal coalesce in the
+  kernel as they would have at P; see ``_Tokens`` for why leftovers are
+  recognised exactly.
+* Signals the kernel raises for the code that runs (faults, SIGCHLD of its
+  children, its own ``raise``, see ``emulation._kill_self``) go to the
+  holder that runs it, which is the right one already.
+
+Not yet carried: a signal that is pending (blocked, or in flight when a
+switch happens) stays with the holder it was queued on and is delivered when
+that slot runs again.
 """
 
 from __future__ import annotations
@@ -14,21 +31,19 @@ from __future__ import annotations
 import os
 import signal
 import struct
-import time
-from collections import Counter, defaultdict, deque
+from collections import defaultdict
 from typing import TYPE_CHECKING
 
-from .. import procfs
+from .._native import lib
+from ..errors import raise_for_errno
 from ..events import Event
-from ..inject import RemoteProcess, wait
+from ..inject import RemoteProcess
 
 if TYPE_CHECKING:
     from .process import ProcessGuest
 
-SI_USER, SI_KERNEL = 0, 0x80
-GROUP_CODES = (SI_USER, SI_KERNEL)  # the codes a process-group signal carries
-PAIRING_WINDOW = 0.5  # seconds within which P's copy pairs with a holder's
-HANDOVER_WAIT = 0.002  # how long a running holder may take to stop for its copy
+SI_USER, SI_QUEUE = 0, -1
+_SIGINFO_SIZE = 128
 
 
 def si_code(info: bytes) -> int:
@@ -39,15 +54,54 @@ def si_pid(info: bytes) -> int:
     return struct.unpack_from("<i", info, 16)[0]
 
 
+def si_value(info: bytes) -> int:
+    return struct.unpack_from("<Q", info, 24)[0]
+
+
+def sent_by(sig: int, code: int, pid: int, uid: int) -> bytes:
+    """The siginfo of ``sig`` sent by ``kill``-like calls (SI_USER, SI_TKILL)."""
+    return struct.pack("<iii4xii", sig, 0, code, pid, uid).ljust(_SIGINFO_SIZE, b"\0")
+
+
+class _Tokens:
+    """Forwarded signals not yet taken, per (holder, signal), oldest first.
+
+    A forward that coalesces with a pending one (standard signals) never
+    stops the holder, so its token stays here.  It is recognised when a
+    later token of the same signal is taken: signals of one number leave
+    the queue in the order they entered it, and a standard signal is queued
+    at most once, so when token T is taken every older token of that signal
+    was either taken before or coalesced.  Older ones are dropped then."""
+
+    def __init__(self) -> None:
+        self.next = 1
+        self.table: dict[tuple[int, int], dict[int, bytes]] = defaultdict(dict)
+
+    def issue(self, pid: int, sig: int, info: bytes) -> int:
+        token, self.next = self.next, self.next + 1
+        self.table[pid, sig][token] = info
+        return token
+
+    def take(self, pid: int, sig: int, token: int) -> bytes | None:
+        waiting = self.table.get((pid, sig))
+        if not waiting or token not in waiting:
+            return None
+        info = waiting.pop(token)
+        for older in [t for t in waiting if t < token]:
+            del waiting[older]
+        return info
+
+    def forget(self, pid: int) -> None:
+        for key in [k for k in self.table if k[0] == pid]:
+            del self.table[key]
+
+
 class SignalRouter:
     def __init__(self, guest: ProcessGuest):
         self.guest = guest
         self.reported: tuple[RemoteProcess, int, bytes] | None = None
         self.deferred: list[tuple[int, bytes]] = []
-        self.forwarded: dict[int, dict[int, deque[bytes]]] = defaultdict(lambda: defaultdict(deque))
-        self.stale: dict[int, Counter] = defaultdict(Counter)
-        self.native_recent: dict[int, float] = {}
-        self.native_claimed: Counter = Counter()
+        self.tokens = _Tokens()
         self.dying = 0
 
     # -- P, parked, was woken by a signal ----------------------------------------
@@ -67,63 +121,39 @@ class SignalRouter:
     def flush_deferred(self) -> None:
         pending, self.deferred = self.deferred, []
         for sig, info in pending:
-            if self.guest.finished is None:
-                self.route(sig, info)
+            self.route(sig, info)
 
     def route(self, sig: int, info: bytes) -> None:
-        running = self.guest.running
-        if si_code(info) in GROUP_CODES:
-            for holder in self.guest.holders:
-                if holder is not running and sig in procfs.pending_signals(holder.pid):
-                    self.stale[holder.pid][sig] += 1
-            if self._running_has_copy(running, sig):
-                return
-        self.forward(running, sig, info)
+        """Deliver a signal P received to the guest, once."""
+        if self.guest.finished is not None:
+            return
+        if si_code(info) == SI_USER and si_pid(info) in {h.pid for h in self.guest.holders}:
+            # kill(-pgid) from the guest itself, made natively by a holder:
+            # the guest sent it, so it carries the guest's pid.
+            info = info[:16] + struct.pack("<i", self.guest.pid) + info[20:]
+        self.forward(self.guest.running, sig, info)
 
-    def _running_has_copy(self, running: RemoteProcess, sig: int) -> bool:
-        """Whether the running holder got its own copy of a group signal.
-
-        Its copy is pending, or it stopped with it (maybe not reported to us
-        yet), or it is between the two for a moment while it runs."""
-        deadline = time.monotonic() + HANDOVER_WAIT
-        while True:
-            if not running.stopped:
-                pid, status = wait(running.pid, os.WNOHANG)
-                if pid:
-                    self.guest.session.route(pid, status)
-            seen = self.native_recent.pop(sig, None)
-            if seen is not None and time.monotonic() - seen < PAIRING_WINDOW:
-                return True  # delivered there already
-            if sig in procfs.pending_signals(running.pid):
-                self.native_claimed[sig] += 1
-                return True  # about to be delivered there
-            if running.stopped or procfs.state(running.pid) != "R" or time.monotonic() > deadline:
-                return False
-            time.sleep(0.0001)
-
-    def forward(self, proc: RemoteProcess, sig: int, info: bytes | None) -> None:
+    def forward(self, proc: RemoteProcess, sig: int, info: bytes) -> None:
         """Queue ``sig`` on ``proc``; ``info`` replaces ours at delivery."""
-        os.kill(proc.pid, sig)
-        if info is not None:
-            self.forwarded[proc.pid][sig].append(info)
+        token = self.tokens.issue(proc.pid, sig, info)
+        r = lib.rasm_sigqueue(proc.pid, sig, token)
+        if r < 0:
+            self.tokens.take(proc.pid, sig, token)
+            raise_for_errno(-r, f"forward signal {sig} to {proc.pid}")
+
+    def forget(self, proc: RemoteProcess) -> None:
+        """``proc`` is gone: nothing queued on it will be taken."""
+        self.tokens.forget(proc.pid)
 
     # -- the running holder stopped with a signal ----------------------------------
     def at_running(self, proc: RemoteProcess) -> None:
         sig = proc.stop_signal
-        if self.stale[proc.pid][sig]:
-            self.stale[proc.pid][sig] -= 1
-            proc.resume(0)
-            return
         info = proc.siginfo()
-        queue = self.forwarded[proc.pid][sig]
-        if queue and si_code(info) == SI_USER and si_pid(info) == os.getpid():
-            info = queue.popleft()
-            proc.set_siginfo(info)
-        elif self.guest.table and si_code(info) in GROUP_CODES:
-            if self.native_claimed[sig]:
-                self.native_claimed[sig] -= 1
-            else:
-                self.native_recent[sig] = time.monotonic()
+        if si_code(info) == SI_QUEUE and si_pid(info) == os.getpid():
+            original = self.tokens.take(proc.pid, sig, si_value(info))
+            if original is not None:
+                info = original
+                proc.set_siginfo(info)
         self.reported = (proc, sig, info)
         self.guest.report(Event("signal", self.guest.pid, signal=sig))
 
@@ -141,8 +171,9 @@ class SignalRouter:
                 return
         if sig:
             # The guest is no longer at that signal's stop (its context moved
-            # to another holder, or the signal was changed): queue it.
-            self.forward(proc, sig, info)
+            # to another holder, or the signal was changed): queue it, with
+            # the siginfo ptrace gives a signal its tracer substitutes.
+            self.forward(proc, sig, info or sent_by(sig, SI_USER, os.getpid(), os.getuid()))
         proc.resume(0)
 
     # -- a holder died on its own ---------------------------------------------------

@@ -15,6 +15,9 @@
  *   handler:S      count signal S in the shared counter
  *   raise:S        raise(S)                 -> "raised <count>"
  *   killself:S     kill(getpid(), S)        -> "killed <count>"
+ *   killgroup:S    kill(0, S)               -> "killgroup <count>"
+ *   sender         si_pid of the last counted signal -> "sender <pid>"
+ *   session        "session <getpgrp> <getsid(0)> <getpgid(0)>"
  *   alarm:MS       one-shot ITIMER_REAL
  *   waitsig:MS     wait up to MS for the counter to move -> "count <n>"
  *   block:S mask   sigprocmask; "mask <hex>"
@@ -68,6 +71,7 @@ static inline long sys1(long nr, long a)
 
 struct shared {
 	volatile long count;
+	volatile long sender;
 	char stack[STACK_SIZE];
 };
 
@@ -91,9 +95,11 @@ static void say(const char *fmt, ...)
 		_exit(3);
 }
 
-static void on_signal(int sig)
+static void on_signal(int sig, siginfo_t *info, void *uc)
 {
 	(void)sig;
+	(void)uc;
+	shared->sender = info->si_pid;
 	shared->count++;
 }
 
@@ -198,7 +204,7 @@ static void run_op(const char *op)
 		say("ids %ld %ld %ld", syscall(SYS_getpid), syscall(SYS_gettid),
 		    syscall(SYS_getppid));
 	} else if (IS("handler")) {
-		struct sigaction sa = { .sa_handler = on_signal };
+		struct sigaction sa = { .sa_sigaction = on_signal, .sa_flags = SA_SIGINFO };
 
 		sigaction(v, &sa, NULL);
 	} else if (IS("raise")) {
@@ -207,6 +213,13 @@ static void run_op(const char *op)
 	} else if (IS("killself")) {
 		kill(getpid(), v);
 		say("killed %ld", shared->count);
+	} else if (IS("killgroup")) {
+		kill(0, v);
+		say("killgroup %ld", shared->count);
+	} else if (IS("sender")) {
+		say("sender %ld", shared->sender);
+	} else if (IS("session")) {
+		say("session %ld %ld %ld", (long)getpgrp(), (long)getsid(0), (long)getpgid(0));
 	} else if (IS("alarm")) {
 		struct itimerval it = { { 0, 0 }, { v / 1000, (v % 1000) * 1000 } };
 
