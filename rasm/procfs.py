@@ -1,6 +1,10 @@
-"""Facts about processes read from /proc (all tolerate a vanished pid)."""
+"""Facts about processes read from /proc (all tolerate a vanished pid,
+except ``maps``, whose caller needs to know)."""
 
 from __future__ import annotations
+
+from .errors import TraceeGone
+from .events import Mapping
 
 PF_EXITING = 0x4
 
@@ -42,3 +46,19 @@ def _status_fields(pid: int) -> dict[str, str]:
 def tgid(pid: int) -> int:
     return int(_status_fields(pid).get("Tgid", pid))
 
+
+
+def maps(pid: int) -> list[Mapping]:
+    """/proc/<pid>/maps: the mappings of the address space ``pid`` runs on."""
+    try:
+        with open(f"/proc/{pid}/maps") as f:
+            lines = f.read().splitlines()
+    except (FileNotFoundError, ProcessLookupError):
+        raise TraceeGone(f"process {pid} is gone") from None
+    out = []
+    for line in lines:
+        fields = line.split(maxsplit=5)
+        start, end = (int(x, 16) for x in fields[0].split("-"))
+        path = fields[5] if len(fields) > 5 else ""
+        out.append(Mapping(start, end, fields[1], int(fields[2], 16), int(fields[4]), path))
+    return out

@@ -40,6 +40,12 @@ class Tracee:
         """``"kernel"`` or ``"process"``."""
         return self._guest.backend
 
+    @property
+    def capabilities(self) -> frozenset[str]:
+        """What this tracee's backend offers beyond the common contract
+        (see rasm.backends.base.Guest.capabilities)."""
+        return self._guest.capabilities
+
     def __repr__(self) -> str:
         return f"<rasm.Tracee pid={self.pid} backend={self.backend} as={self.current_as}>"
 
@@ -80,25 +86,17 @@ class Tracee:
         negative size or address."""
         if size < 0 or addr < 0:
             raise InvalidArgument(f"read: bad address {addr} or size {size}")
-        return self._guest.process_for(space).read(addr, size)
+        return self._guest.read(addr, size, space)
 
     def write(self, addr: int, data: bytes, space: int | None = None) -> None:
         """Write ``data`` at ``addr`` of AS ``space`` (read-only pages too)."""
         if addr < 0:
             raise InvalidArgument(f"write: bad address {addr}")
-        self._guest.process_for(space).write(addr, bytes(data))
+        self._guest.write(addr, bytes(data), space)
 
     def maps(self, space: int | None = None) -> list[Mapping]:
         """The mappings of AS ``space`` (None: current)."""
-        # Imported here: python-ptrace's debugger package costs ~20 ms at
-        # start-up, which `rasm run` does not need.
-        from ptrace.debugger.memory_mapping import readProcessMappings
-
-        proc = self._guest.process_for(space)
-        return [
-            Mapping(m.start, m.end, m.permissions, m.offset, m.inode, m.pathname or "")
-            for m in readProcessMappings(proc)
-        ]
+        return self._guest.maps(space)
 
     # -- injected syscalls ----------------------------------------------------------
     def syscall(self, name: str | int, *args: int, space: int | None = None) -> int:
@@ -130,15 +128,13 @@ class Tracee:
         (the original mapping is then untouched)."""
         if addr % PAGE or length <= 0 or length % PAGE:
             raise InvalidArgument("share: addr and length must be page aligned and length > 0")
-        proc = self._guest.process_for(None)
-        contents = proc.read(addr, length)
-        tmp = proc.call("mmap", 0, length, PROT_READ | PROT_WRITE,
-                        MAP_SHARED | MAP_ANONYMOUS, -1, 0)
+        contents = self.read(addr, length)
+        tmp = self.mmap(0, length, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS)
         try:
-            proc.write(tmp, contents)
-            proc.call("mremap", tmp, length, length, MREMAP_MAYMOVE | MREMAP_FIXED, addr)
+            self.write(tmp, contents)
+            self.syscall("mremap", tmp, length, length, MREMAP_MAYMOVE | MREMAP_FIXED, addr)
         except RemoteSyscallError:
-            proc.call("munmap", tmp, length)
+            self.munmap(tmp, length)
             raise
 
     # -- running ------------------------------------------------------------------------
@@ -196,21 +192,24 @@ class Tracee:
 
 
 def spawn(argv: Sequence[str], backend: str = "auto", env: dict[str, str] | None = None,
-          slots: int = N_MM) -> Tracee:
+          slots: int = N_MM, mechanism: str | None = None) -> Tracee:
     """Start ``argv`` traced; it is stopped right after its execve.
 
-    BackendUnavailable if ``backend`` cannot work here, SpawnError
-    (a RasmError) if the program cannot be started."""
-    return Tracee(backends.get(backend).spawn(list(argv), env, slots))
+    ``mechanism`` (kernel backend: "ptrace" or "inject"; None: the
+    backend's default) is how rasm changes the table.  BackendUnavailable
+    if ``backend`` cannot work here, InvalidArgument for a mechanism it does
+    not have, SpawnError (a RasmError) if the program cannot be started."""
+    return Tracee(backends.get(backend).spawn(list(argv), env, slots, mechanism))
 
 
-def attach(pid: int, backend: str = "auto", slots: int = N_MM) -> Tracee:
+def attach(pid: int, backend: str = "auto", slots: int = N_MM,
+           mechanism: str | None = None) -> Tracee:
     """Trace the running process ``pid``; it is stopped when this returns.
 
     A syscall it was blocked in restarts when it is resumed."""
     if not isinstance(pid, int) or pid <= 0 or pid == os.getpid():
         raise InvalidArgument(f"cannot attach to pid {pid!r}")
-    return Tracee(backends.get(backend).attach(pid, slots))
+    return Tracee(backends.get(backend).attach(pid, slots, mechanism))
 
 
 __all__ = ["Tracee", "attach", "spawn"]

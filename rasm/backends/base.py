@@ -10,8 +10,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
-from ..events import Event
-from ..inject import RemoteProcess
+from ..abi import N_MM
+from ..errors import InvalidArgument
+from ..events import Event, Mapping
 
 
 class Guest(Protocol):
@@ -43,12 +44,28 @@ class Guest(Protocol):
     @property
     def address_spaces(self) -> list[int]: ...
 
-    def process_for(self, space: int | None) -> RemoteProcess:
-        """The host process whose memory is AS ``space`` (None: current);
-        BadSlot for an empty slot."""
+    capabilities: frozenset[str]
+    """What this guest can do beyond the common contract:
+
+    ``native-multias``     the guest's own new_as/switch_as/drop_as run in
+                           the kernel, untrapped unless reporting is on
+    ``detach-with-table``  ``detach`` works while address spaces exist
+    """
+
+    def read(self, addr: int, size: int, space: int | None) -> bytes:
+        """``size`` bytes at ``addr`` of AS ``space`` (None: current).  Works
+        while the guest runs when ``space`` is None."""
+
+    def write(self, addr: int, data: bytes, space: int | None) -> None:
+        """Write ``data`` at ``addr`` of AS ``space`` (read-only pages too)."""
+
+    def maps(self, space: int | None) -> list[Mapping]:
+        """The mappings of AS ``space``."""
 
     def syscall(self, name: str | int, args: tuple[int, ...], space: int | None) -> int:
-        """Run a syscall in AS ``space`` (None: current); see Tracee.syscall."""
+        """Run a syscall in AS ``space`` (None: current) and return its
+        result, raising RemoteSyscallError for -errno; see Tracee.syscall.
+        Never leaves the guest in another AS than it was in."""
 
     def cont(self, sig: int | None = None) -> None:
         """Resume the guest; ``sig`` None passes on the signal it stopped with."""
@@ -77,10 +94,31 @@ class Guest(Protocol):
 
 class Backend(Protocol):
     name: str
+    mechanisms: tuple[str, ...]
+    """How it can change a guest's table, the default first (may be empty:
+    then ``mechanism`` must be None)."""
 
     def available(self) -> str | None:
         """None when usable here, else the reason it is not."""
 
-    def spawn(self, argv: Sequence[str], env: dict[str, str] | None, slots: int) -> Guest: ...
+    def spawn(self, argv: Sequence[str], env: dict[str, str] | None, slots: int,
+              mechanism: str | None = None) -> Guest: ...
 
-    def attach(self, pid: int, slots: int) -> Guest: ...
+    def attach(self, pid: int, slots: int, mechanism: str | None = None) -> Guest: ...
+
+
+def check_slots(slots: int) -> int:
+    if not isinstance(slots, int) or not 1 <= slots <= N_MM:
+        raise InvalidArgument(f"slots must be between 1 and {N_MM}, not {slots!r}")
+    return slots
+
+
+def check_mechanism(backend: Backend, mechanism: str | None) -> str | None:
+    """``mechanism``, or the backend's default for None."""
+    if mechanism is None:
+        return backend.mechanisms[0] if backend.mechanisms else None
+    if mechanism not in backend.mechanisms:
+        offered = ", ".join(backend.mechanisms) or "none"
+        raise InvalidArgument(
+            f"backend {backend.name!r} has no mechanism {mechanism!r} (it offers: {offered})")
+    return mechanism

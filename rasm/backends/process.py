@@ -30,12 +30,11 @@ from collections.abc import Sequence
 
 from .. import procfs, seccomp
 from .._native import ffi, lib
-from ..abi import MULTIAS_SYSCALLS, N_MM, NR_SWITCH_AS
+from ..abi import MULTIAS_SYSCALLS, NR_SWITCH_AS
 from ..arch import current as arch
 from ..errors import (
     BadSlot,
     InjectionError,
-    InvalidArgument,
     NoFreeSlot,
     RasmError,
     SlotBusy,
@@ -44,7 +43,7 @@ from ..errors import (
     WaitTimeout,
     raise_for_errno,
 )
-from ..events import Event
+from ..events import Event, Mapping
 from ..inject import (
     EVENT_CLONE,
     EVENT_EXEC,
@@ -63,6 +62,7 @@ from ..inject import (
     wait,
 )
 from . import emulation
+from .base import check_mechanism, check_slots
 from .session import SESSION
 from .signals import SignalRouter
 
@@ -85,6 +85,7 @@ class ProcessGuest:
     """A guest on the process backend (see the module docstring)."""
 
     backend = "process"
+    capabilities: frozenset[str] = frozenset()
 
     def __init__(self, proc: RemoteProcess, nslots: int, autonomous: bool = False):
         self.session = SESSION
@@ -222,11 +223,21 @@ class ProcessGuest:
         self._kill_and_reap(holder)
 
     def process_for(self, space: int | None) -> RemoteProcess:
+        """The holder of AS ``space`` (None: the current one)."""
         if self.finished is not None:
             raise TraceeGone(f"guest {self.pid} has {self.finished}")
         if space is None or (space == 0 and not self.table):
             return self.running
         return self._slot(space, "address space")
+
+    def read(self, addr: int, size: int, space: int | None) -> bytes:
+        return self.process_for(space).read(addr, size)
+
+    def write(self, addr: int, data: bytes, space: int | None) -> None:
+        self.process_for(space).write(addr, data)
+
+    def maps(self, space: int | None) -> list[Mapping]:
+        return procfs.maps(self.process_for(space).pid)
 
     def syscall(self, name: str | int, args: tuple[int, ...], space: int | None) -> int:
         """Tracee.syscall's hot path: the current space needs no lookup."""
@@ -537,14 +548,17 @@ class ProcessBackend:
     """Backend registry entry for the process backend."""
 
     name = "process"
+    mechanisms: tuple[str, ...] = ()
 
     def available(self) -> str | None:
         return None
 
-    def spawn(self, argv: Sequence[str], env: dict[str, str] | None, slots: int) -> ProcessGuest:
+    def spawn(self, argv: Sequence[str], env: dict[str, str] | None, slots: int,
+              mechanism: str | None = None) -> ProcessGuest:
         from .spawn import spawn_traced
 
-        nslots = _check_slots(slots)
+        check_mechanism(self, mechanism)
+        nslots = check_slots(slots)
         proc = spawn_traced(argv, env, seccomp.build(MULTIAS_SYSCALLS))
         guest = ProcessGuest(proc, nslots)
         try:
@@ -554,8 +568,9 @@ class ProcessBackend:
             raise
         return guest
 
-    def attach(self, pid: int, slots: int) -> ProcessGuest:
-        nslots = _check_slots(slots)
+    def attach(self, pid: int, slots: int, mechanism: str | None = None) -> ProcessGuest:
+        check_mechanism(self, mechanism)
+        nslots = check_slots(slots)
         r = lib.rasm_ptrace(PTRACE_SEIZE, pid, 0, TRACE_OPTIONS)
         if r < 0:
             raise_for_errno(-r, f"attach to {pid}")
@@ -583,12 +598,6 @@ class ProcessBackend:
             raise
         guest.signals.flush_deferred()
         return guest
-
-
-def _check_slots(slots: int) -> int:
-    if not isinstance(slots, int) or not 1 <= slots <= N_MM:
-        raise InvalidArgument(f"slots must be between 1 and {N_MM}, not {slots!r}")
-    return slots
 
 
 __all__ = ["ProcessBackend", "ProcessGuest"]
