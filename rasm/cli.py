@@ -1,6 +1,7 @@
 """The ``rasm`` command.
 
-    rasm run [--backend auto|process|kernel] [--slots N] [-v] -- PROG ARGS...
+    rasm run [--backend auto|process|kernel] [--mechanism ptrace|inject]
+             [--slots N] [--trace-as] [-v] -- PROG ARGS...
     rasm info
 
 ``run`` exits with PROG's exit status (128 + signal if it was killed);
@@ -19,6 +20,7 @@ import sys
 from . import backends
 from .abi import N_MM, PROC_ADDRESS_SPACES
 from .arch import current as arch
+from .backends.kernel import MECHANISMS
 from .errors import RasmError, SpawnError
 from .events import Event
 from .tracee import spawn
@@ -28,6 +30,7 @@ WALL = 0x40000000
 EXIT_RASM_FAILED = 125
 EXIT_NOT_EXECUTABLE = 126
 EXIT_NOT_FOUND = 127
+AS_EVENTS = ("new_as", "as_switch", "drop_as")
 
 
 def _slots(text: str) -> int:
@@ -45,7 +48,11 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="run a program with new_as/switch_as/drop_as available")
     run.add_argument("--backend", default="auto", choices=("auto", *backends.NAMES))
+    run.add_argument("--mechanism", choices=MECHANISMS,
+                     help="kernel backend: how rasm changes the table (default: ptrace)")
     run.add_argument("--slots", type=_slots, default=N_MM, help=f"AS slots (1-{N_MM})")
+    run.add_argument("--trace-as", action="store_true",
+                     help="print the program's new_as/switch_as/drop_as calls to stderr")
     run.add_argument("-v", "--verbose", action="store_true",
                      help="print every event (address-space calls included) to stderr")
     run.add_argument("program", nargs=argparse.REMAINDER, help="-- PROG ARGS...")
@@ -66,13 +73,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     # children's; when those exit we adopt and reap them.
     _become_subreaper()
     try:
-        with spawn(argv, backend=args.backend, slots=args.slots) as tracee:
-            if args.verbose:
+        with spawn(argv, backend=args.backend, slots=args.slots,
+                   mechanism=args.mechanism) as tracee:
+            if args.verbose or args.trace_as:
                 tracee.report_as_events(True)
             while True:
                 tracee.cont()
                 event = tracee.wait()
-                if args.verbose:
+                if args.verbose or (args.trace_as and event.kind in AS_EVENTS):
                     _log(event)
                 if event.finished:
                     tracee.wait_children()
@@ -106,12 +114,20 @@ def cmd_info(args: argparse.Namespace) -> int:
     print(f"arch: {os.uname().machine}, {N_MM} slots, stub page at {arch.STUB_ADDR:#x}")
     patched = os.path.exists(PROC_ADDRESS_SPACES.format(pid="self"))
     print(f"kernel {os.uname().release}: multias patch {'present' if patched else 'absent'}")
+    chosen = None
     for name in backends.NAMES:
         try:
-            backends.get(name)
-            print(f"backend {name}: available")
+            backend = backends.get(name)
         except RasmError as e:
             print(f"backend {name}: unavailable ({e})")
+            continue
+        mechanisms = f" (mechanisms: {', '.join(backend.mechanisms)}; default " \
+                     f"{backend.mechanisms[0]})" if backend.mechanisms else ""
+        print(f"backend {name}: available{mechanisms}")
+        chosen = chosen or name
+    if chosen:
+        why = "the kernel has the patch" if chosen == "kernel" else "the kernel has no patch"
+        print(f"backend auto: {chosen} ({why})")
     return 0
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import signal as _signal
+import struct
 
 from ._native import ffi, lib
 from .arch import current as arch
@@ -48,6 +49,9 @@ TRACE_OPTIONS = (
     O_TRACESYSGOOD | O_TRACEFORK | O_TRACEVFORK | O_TRACECLONE | O_TRACEEXEC
     | O_TRACESECCOMP | O_EXITKILL
 )
+
+PR_SET_NO_NEW_PRIVS = 38
+SECCOMP_SET_MODE_FILTER = 1
 
 ALL_SIGNALS = (1 << 64) - 1
 # Signals the injected code itself raises: the injection failed.
@@ -409,11 +413,10 @@ def install_stub(proc: RemoteProcess) -> None:
     (no text is patched); the stub's bytes are then written through
     /proc/pid/mem, which may write read-only pages.
     """
-    gadget = _vdso_syscall_insn(proc)
     prot_rx, prot_rw = 5, 3
     flags = 0x22 | 0x100000  # MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE
-    addr = _gadget_syscall(proc, gadget, arch.syscall_number("mmap"),
-                           arch.STUB_ADDR, arch.STUB_SIZE, prot_rx, flags, -1, 0)
+    addr = gadget_syscall(proc, arch.syscall_number("mmap"),
+                          arch.STUB_ADDR, arch.STUB_SIZE, prot_rx, flags, -1, 0)
     if addr != arch.STUB_ADDR:
         raise InjectionError(
             f"cannot map the stub page at {arch.STUB_ADDR:#x} in {proc.pid} "
@@ -425,6 +428,21 @@ def install_stub(proc: RemoteProcess) -> None:
         proc.call("mmap", arch.SCRATCH_ADDR, arch.SCRATCH_SIZE, prot_rw, flags, -1, 0)
     except RemoteSyscallError as e:
         raise InjectionError(f"cannot map the scratch area in {proc.pid}: {e}") from None
+
+
+def install_filter(proc: RemoteProcess, prog: bytes) -> None:
+    """Give a stopped process (stub installed) the seccomp filter ``prog``,
+    setting no_new_privs first as the kernel requires of the unprivileged."""
+    proc.call("prctl", PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
+    fprog = struct.pack("<HxxxxxxQ", len(prog) // 8, arch.SCRATCH_ADDR + 16)
+    proc.write(arch.SCRATCH_ADDR, fprog + prog)
+    proc.call("seccomp", SECCOMP_SET_MODE_FILTER, 0, arch.SCRATCH_ADDR)
+
+
+def gadget_syscall(proc: RemoteProcess, nr: int, *args: int) -> int:
+    """Run one syscall in a stopped process without the stub, through a
+    ``syscall`` instruction of its vDSO; return the raw result."""
+    return _gadget_syscall(proc, _vdso_syscall_insn(proc), nr, *args)
 
 
 def _vdso_syscall_insn(proc: RemoteProcess) -> int:

@@ -3,9 +3,6 @@ BackendUnavailable with the reason."""
 
 from __future__ import annotations
 
-import os
-
-from ..abi import PROC_ADDRESS_SPACES
 from ..errors import BackendUnavailable
 from .base import Backend, Guest
 
@@ -18,13 +15,9 @@ def _load(name: str) -> Backend:
 
         return ProcessBackend()
     if name == "kernel":
-        # The kernel backend is a separate piece of work and not in this
-        # release; say so rather than pretend.
-        if not os.path.exists(PROC_ADDRESS_SPACES.format(pid="self")):
-            raise BackendUnavailable(
-                "this kernel has no multias patch (no /proc/self/address_spaces)"
-            )
-        raise BackendUnavailable("the kernel backend is not part of this rasm release yet")
+        from .kernel import KernelBackend
+
+        return KernelBackend()
     raise BackendUnavailable(f"unknown backend {name!r} (choose from auto, {', '.join(NAMES)})")
 
 

@@ -23,8 +23,6 @@ from __future__ import annotations
 
 import os
 import signal
-import struct
-import time
 from collections import deque
 from collections.abc import Sequence
 
@@ -40,7 +38,6 @@ from ..errors import (
     SlotBusy,
     TraceeGone,
     UnsupportedOperation,
-    WaitTimeout,
     raise_for_errno,
 )
 from ..events import Event, Mapping
@@ -58,12 +55,13 @@ from ..inject import (
     RemoteProcess,
     check,
     event_of,
+    install_filter,
     install_stub,
     wait,
 )
 from . import emulation
 from .base import check_mechanism, check_slots
-from .session import SESSION
+from .session import SESSION, next_event
 from .signals import SignalRouter
 
 CLONE_FS, CLONE_FILES, CLONE_PARENT, CLONE_SYSVSEM = 0x200, 0x400, 0x8000, 0x40000
@@ -74,9 +72,7 @@ CLONE_FS, CLONE_FILES, CLONE_PARENT, CLONE_SYSVSEM = 0x200, 0x400, 0x8000, 0x400
 # guest's, and whoever adopts them when it exits reaps them (`rasm run` is a
 # child subreaper for that).
 HOLDER_CLONE_FLAGS = CLONE_FS | CLONE_FILES | CLONE_SYSVSEM
-SECCOMP_SET_MODE_FILTER = 1
 SECCOMP_STOP_STATUS = ((signal.SIGTRAP | EVENT_SECCOMP << 8) << 8) | 0x7F
-PR_SET_NO_NEW_PRIVS = 38
 
 
 
@@ -252,7 +248,7 @@ class ProcessGuest:
     def _create_table(self, p: RemoteProcess) -> None:
         h0 = self._clone_holder(p)
         try:
-            self._install_filter(h0, emulation.table_filter(self.pid))
+            install_filter(h0, emulation.table_filter(self.pid))
         except RasmError:
             self._kill_and_reap(h0)
             raise
@@ -275,12 +271,6 @@ class ProcessGuest:
             self._kill_and_reap(holder)
             raise
         return holder
-
-    @staticmethod
-    def _install_filter(proc: RemoteProcess, prog: bytes) -> None:
-        fprog = struct.pack("<HxxxxxxQ", len(prog) // 8, arch.SCRATCH_ADDR + 16)
-        proc.write(arch.SCRATCH_ADDR, fprog + prog)
-        proc.call("seccomp", SECCOMP_SET_MODE_FILTER, 0, arch.SCRATCH_ADDR)
 
     def _move_context(self, src: RemoteProcess, dst: RemoteProcess) -> None:
         """Carry the guest's registers, extended state and signal mask."""
@@ -485,22 +475,12 @@ class ProcessGuest:
         proc = self._stopped_running("cont")
         self.signals.resume_running(proc, sig)
 
+    def is_stopped(self) -> bool:
+        return self.running.stopped
+
     def wait(self, timeout: float | None = None) -> Event:
-        deadline = None if timeout is None else time.monotonic() + timeout
         self._notice_deaths()
-        while not self.events:
-            if self.finished is not None:
-                raise TraceeGone(f"guest {self.pid} has {self.finished}")
-            if deadline is None and self.running.stopped:
-                raise RasmError(f"wait: guest {self.pid} is stopped; cont() it first "
-                                "(or wait with a timeout)")
-            if deadline is None:
-                self.session.pump(self, block=True)
-            elif not self.session.pump(self, block=False):
-                if time.monotonic() >= deadline:
-                    raise WaitTimeout(f"guest {self.pid}: no event within {timeout}s")
-                time.sleep(0.0005)
-        return self.events.popleft()
+        return next_event(self, timeout)
 
 
 class _IdentityStop:
@@ -589,8 +569,7 @@ class ProcessBackend:
                 guest.signals.defer(proc.stop_signal, proc.siginfo())
                 proc.resume()
             install_stub(proc)
-            proc.call("prctl", PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
-            ProcessGuest._install_filter(proc, seccomp.build(MULTIAS_SYSCALLS))
+            install_filter(proc, seccomp.build(MULTIAS_SYSCALLS))
             # Threads that exist already are not traced: new_as refuses them.
             guest.shares_mm = len(os.listdir(f"/proc/{pid}/task")) > 1
         except BaseException:

@@ -9,14 +9,36 @@ switch_as calls without coming back here.
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING
+import time
+from typing import TYPE_CHECKING, Protocol
 
 from .._native import ffi, lib
-from ..errors import TraceeGone
+from ..errors import RasmError, TraceeGone, WaitTimeout
+from ..events import Event
 from ..inject import RemoteProcess, check, wait
 
 if TYPE_CHECKING:
-    from .process import ProcessGuest
+    from collections import deque
+
+
+class Owner(Protocol):
+    """What the session needs of a guest (both backends' guests are owners)."""
+
+    pid: int
+    events: deque[Event]
+    finished: Event | None
+
+    def on_stop(self, proc: RemoteProcess, status: int) -> None:
+        """Handle a wait status of one of the guest's processes."""
+
+    def export_table(self):
+        """The ``struct rasm_table`` whose switches rasm_serve may serve."""
+
+    def import_table(self) -> None:
+        """Take over the hops rasm_serve made."""
+
+    def is_stopped(self) -> bool:
+        """Whether the process running the guest's code is stopped."""
 
 ECHILD, EINTR = 10, 4
 
@@ -25,12 +47,12 @@ class Session:
     """Routes wait statuses to the guest that owns each process."""
 
     def __init__(self) -> None:
-        self.owners: dict[int, tuple[ProcessGuest, RemoteProcess]] = {}
+        self.owners: dict[int, tuple[Owner, RemoteProcess]] = {}
         self.early: dict[int, int] = {}  # first stops of not-yet-announced children
         self.ctx = ffi.new("struct rasm_ctx *")
         self._status = ffi.new("int *")
 
-    def register(self, guest: ProcessGuest, proc: RemoteProcess) -> None:
+    def register(self, guest: Owner, proc: RemoteProcess) -> None:
         self.owners[proc.pid] = (guest, proc)
 
     def forget(self, pid: int) -> None:
@@ -43,7 +65,7 @@ class Session:
             return self.early.pop(pid)
         return wait(pid)[1]
 
-    def pump(self, guest: ProcessGuest, block: bool) -> bool:
+    def pump(self, guest: Owner, block: bool) -> bool:
         """Handle one wait status; False when ``block`` is off and none was ready."""
         table = guest.export_table()
         r = lib.rasm_serve(table, self.ctx, self._status, 0 if block else os.WNOHANG)
@@ -74,3 +96,21 @@ class Session:
 
 
 SESSION = Session()
+
+
+def next_event(guest: Owner, timeout: float | None) -> Event:
+    """Guest.wait: serve the session until ``guest`` has an event."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while not guest.events:
+        if guest.finished is not None:
+            raise TraceeGone(f"guest {guest.pid} has {guest.finished}")
+        if deadline is None and guest.is_stopped():
+            raise RasmError(f"wait: guest {guest.pid} is stopped; cont() it first "
+                            "(or wait with a timeout)")
+        if deadline is None:
+            SESSION.pump(guest, block=True)
+        elif not SESSION.pump(guest, block=False):
+            if time.monotonic() >= deadline:
+                raise WaitTimeout(f"guest {guest.pid}: no event within {timeout}s")
+            time.sleep(0.0005)
+    return guest.events.popleft()

@@ -1,4 +1,4 @@
-"""Starting a program under trace (process backend)."""
+"""Starting a program under trace (both backends)."""
 
 from __future__ import annotations
 
@@ -26,9 +26,11 @@ def resolve(program: str, env: dict[str, str]) -> str:
 
 
 def spawn_traced(
-    argv: Sequence[str], env: dict[str, str] | None, filter_prog: bytes
+    argv: Sequence[str], env: dict[str, str] | None, filter_prog: bytes,
+    options: int = TRACE_OPTIONS,
 ) -> RemoteProcess:
-    """Fork, seize, install ``filter_prog`` and exec ``argv``.
+    """Fork, seize with ptrace ``options``, install ``filter_prog`` (none if
+    empty) and exec ``argv``.
 
     Returns the process stopped at its exec; SpawnError if it could not start.
     """
@@ -43,7 +45,7 @@ def spawn_traced(
     err = ffi.new("int *")
     stage = ffi.new("int *")
     pid = lib.rasm_spawn(os.fsencode(path), c_argv, c_envp, filter_prog, len(filter_prog),
-                         TRACE_OPTIONS, err, stage)
+                         options, err, stage)
     if pid < 0:
         what = _STAGES.get(stage[0], "starting")
         raise SpawnError(f"{argv[0]}: {what} failed: {os.strerror(-pid)}", -pid)
