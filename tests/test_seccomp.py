@@ -6,7 +6,7 @@ import struct
 
 from rasm import seccomp
 from rasm.arch import current as arch
-from rasm.backends.emulation import HANDLERS, table_filter
+from rasm.backends.process.emulation import HANDLERS, table_filter
 
 OUTSIDE_IP = 0x401000
 ARCH_OFF, NR_OFF = 4, 0

@@ -28,15 +28,15 @@ import struct
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from .. import seccomp
-from ..abi import NR_DROP_AS, NR_NEW_AS, NR_SWITCH_AS
-from ..arch import current as arch
-from ..errors import BadSlot, InjectionError, NoFreeSlot, RemoteSyscallError, SlotBusy, TraceeGone
-from ..events import Event
-from ..inject import RemoteProcess
+from ... import seccomp
+from ...abi import NR_DROP_AS, NR_NEW_AS, NR_SWITCH_AS
+from ...arch import current as arch
+from ...errors import BadSlot, InjectionError, NoFreeSlot, RemoteSyscallError, SlotBusy, TraceeGone
+from ...events import Event
+from ...inject import RemoteProcess
 
 if TYPE_CHECKING:
-    from .process import ProcessGuest
+    from .guest import ProcessGuest
 
 PASS = object()
 NR = arch.syscall_number

@@ -26,11 +26,11 @@ import signal
 from collections import deque
 from collections.abc import Sequence
 
-from .. import procfs, seccomp
-from .._native import ffi, lib
-from ..abi import MULTIAS_SYSCALLS, NR_SWITCH_AS
-from ..arch import current as arch
-from ..errors import (
+from ... import procfs, seccomp
+from ..._native import ffi, lib
+from ...abi import MULTIAS_SYSCALLS, NR_SWITCH_AS
+from ...arch import current as arch
+from ...errors import (
     BadSlot,
     InjectionError,
     NoFreeSlot,
@@ -40,8 +40,8 @@ from ..errors import (
     UnsupportedOperation,
     raise_for_errno,
 )
-from ..events import Event, Mapping
-from ..inject import (
+from ...events import Event, Mapping
+from ...inject import (
     EVENT_CLONE,
     EVENT_EXEC,
     EVENT_FORK,
@@ -59,9 +59,9 @@ from ..inject import (
     install_stub,
     wait,
 )
+from ..base import check_mechanism, check_slots
+from ..session import SESSION, next_event
 from . import emulation
-from .base import check_mechanism, check_slots
-from .session import SESSION, next_event
 from .signals import SignalRouter
 
 CLONE_FS, CLONE_FILES, CLONE_PARENT, CLONE_SYSVSEM = 0x200, 0x400, 0x8000, 0x40000
@@ -535,7 +535,7 @@ class ProcessBackend:
 
     def spawn(self, argv: Sequence[str], env: dict[str, str] | None, slots: int,
               mechanism: str | None = None) -> ProcessGuest:
-        from .spawn import spawn_traced
+        from ..spawn import spawn_traced
 
         check_mechanism(self, mechanism)
         nslots = check_slots(slots)

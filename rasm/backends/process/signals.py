@@ -34,13 +34,14 @@ import struct
 from collections import defaultdict
 from typing import TYPE_CHECKING
 
-from .._native import lib
-from ..errors import raise_for_errno
-from ..events import Event
-from ..inject import RemoteProcess
+from ..._native import lib
+from ...arch import current as arch
+from ...errors import raise_for_errno
+from ...events import Event
+from ...inject import RemoteProcess
 
 if TYPE_CHECKING:
-    from .process import ProcessGuest
+    from .guest import ProcessGuest
 
 SI_USER, SI_QUEUE = 0, -1
 _SIGINFO_SIZE = 128
@@ -184,8 +185,6 @@ class SignalRouter:
         if not p.alive:
             return
         if sig != signal.SIGKILL:
-            from ..arch import current as arch
-
             with self.guest.identity_stopped():
                 p.write(arch.SCRATCH_ADDR, bytes(32))  # SIG_DFL, no flags
                 p.inject(arch.syscall_number("rt_sigaction"), sig, arch.SCRATCH_ADDR, 0, 8)
