@@ -469,6 +469,7 @@ def _gadget_syscall(proc: RemoteProcess, gadget: int, nr: int, *args: int) -> in
     arch.set_call(regs, nr, args)
     regs.rip = gadget
     proc._dirty = True
+    proc._at_stub = False  # the next call cannot repeat from the stub's int3
     check(lib.rasm_setregs(proc.pid, regs), "setregs")
     info = ffi.new("unsigned char[88]")
     entered = False

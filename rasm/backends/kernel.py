@@ -31,6 +31,7 @@ import os
 import signal
 from collections import deque
 from collections.abc import Callable, Sequence
+from typing import NoReturn
 
 from .. import procfs, seccomp
 from .._native import ffi, lib
@@ -188,11 +189,20 @@ class KernelGuest:
             raise InjectionError(f"{what}: guest {self.pid} is running; wait() for an event first")
 
     # -- the multias operations -----------------------------------------------------
-    def _do(self, nr: int, slot: int = 0) -> int:
-        """Run one table operation through the mechanism; raise on failure."""
-        ret = self._mech.run(nr, slot)
+    def _run(self, nr: int, slot: int) -> int:
+        """The mechanism's raw result; a guest that died meanwhile is reaped
+        and TraceeGone raised."""
+        try:
+            ret = self._mech.run(nr, slot)
+        except TraceeGone:
+            self._reap_death()
         if ret == -errno.ESRCH:
             self._reap_death()
+        return ret
+
+    def _do(self, nr: int, slot: int = 0) -> int:
+        """Run one table operation through the mechanism; raise on failure."""
+        ret = self._run(nr, slot)
         self._close_mem_fds()  # a slot may have gone, or the current one changed
         self.proc.close()  # its cached /proc/pid/mem names the old current mm
         if ret < 0:
@@ -298,7 +308,10 @@ class KernelGuest:
 
     def syscall(self, name: str | int, args: tuple[int, ...], space: int | None) -> int:
         self._stopped("syscall")
-        return self._in_slot(space, "syscall", lambda: self.proc.call_args(name, args))
+        try:
+            return self._in_slot(space, "syscall", lambda: self.proc.call_args(name, args))
+        except TraceeGone:
+            self._reap_death()
 
     # -- reporting the guest's own calls ------------------------------------------------
     def set_reporting(self, on: bool) -> None:
@@ -319,9 +332,7 @@ class KernelGuest:
             return
         before = self._table()[0]
         slot = self.proc.regs().rdi & 0xFFFFFFFF
-        ret = self._mech.run(nr, slot)
-        if ret == -errno.ESRCH:
-            self._reap_death()
+        ret = self._run(nr, slot)
         self._close_mem_fds()
         self.proc.close()
         regs = self.proc.regs()
@@ -372,12 +383,15 @@ class KernelGuest:
             self.finished = Event("killed", self.pid, signal=os.WTERMSIG(status))
         self.events.append(self.finished)
 
-    def _reap_death(self) -> None:
+    def _reap_death(self) -> NoReturn:
         """A ptrace request answered ESRCH on a stopped tracee: it has a
         fatal signal pending (SIGKILL from outside), so it is exiting and
         wait() returns its death; stops reported before that are let go."""
         while self.proc.alive:
-            _, status = wait(self.pid)
+            try:
+                _, status = wait(self.pid)
+            except TraceeGone:  # reaped already (by an injection's own wait)
+                break
             self.proc.note_stop(status)
             if self.proc.alive:
                 lib.rasm_ptrace(7, self.pid, 0, 0)  # PTRACE_CONT
