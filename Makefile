@@ -1,4 +1,4 @@
-# The two commands README.md promises: `make demo` and `make test`.
+# What README.md promises: `make demo`, `make test-core` and `make test`.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -10,12 +10,16 @@ NATIVE := rasm/_native/rasm_native.c rasm/_native/rasm_native.h rasm/_native/bui
 
 install: $(STAMP)
 
-# Editable install in "compat" mode: the tree itself is on sys.path, so new
-# modules need no reinstall; the native module is rebuilt when its C changes.
+# Editable install (setuptools' default mode): `import rasm` finds this tree,
+# so new modules need no reinstall; the native module is rebuilt when its C
+# changes.  First check what pip cannot install (scripts/check-prereqs.sh).
+# PYTHONWARNINGS hides only setuptools' "Editable installation." notice that
+# pip relays; pip's errors and other warnings still show.
 $(STAMP): setup.cfg setup.py pyproject.toml $(NATIVE)
+	@sh scripts/check-prereqs.sh $(PYTHON)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip setuptools wheel cffi
-	$(PY) -m pip install -q -e '.[test]' --config-settings editable_mode=compat
+	PYTHONWARNINGS='ignore:Editable installation' $(PY) -m pip install -q -e '.[test]'
 	touch $@
 
 $(BUILD)/seed_demo: examples/seed_demo.c
