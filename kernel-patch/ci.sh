@@ -4,7 +4,9 @@
 # Builds the normal and the debug (lockdep, KASAN, DEBUG_VM, DEBUG_LIST)
 # multias kernels (cached by build.sh), builds the selftests and
 # examples/seed_demo.c (when present), and runs them in the VM (vm.sh) on
-# both kernels.  Every TAP result counts; a kernel splat, oops or timeout in
+# both kernels; on the normal kernel also rasm's pytest suite on the kernel
+# backend (rasm-suite.sh, needs `make install`).  Every TAP result counts;
+# a kernel splat, oops or timeout in
 # a VM run fails that run.  Last line: "N passed, M failed".  Exit status 0
 # only when nothing failed.
 #
@@ -56,8 +58,14 @@ if [ $selftests = 1 ]; then
 		fi
 		echo "# ==== selftests on the $k kernel"
 		out="$work/$k.out"
+		suite=()
+		# rasm's own suite on the kernel backend (both mechanisms): once,
+		# on the normal kernel (under TCG the debug kernel is ~5x slower).
+		if [ "$k" = normal ] && [ -x "$repo/.venv/bin/python" ]; then
+			suite=("$here/rasm-suite.sh")
+		fi
 		(cd "$repo" && "$here/vm.sh" "${opt[@]}" -- env MULTIAS_CYCLES="$cycles" \
-			"$here/selftest/run_all.sh" "${extra[@]}") 2>&1 | tee "$out"
+			"$here/selftest/run_all.sh" "${extra[@]}" "${suite[@]}") 2>&1 | tee "$out"
 		vrc=${PIPESTATUS[0]}
 		ok=$(grep -E -c '^ok ' "$out")
 		nok=$(grep -E -c '^not ok ' "$out")

@@ -30,6 +30,15 @@ def test_spawn_is_stopped_with_one_space(tracee, backend):
     assert tracee.syscall("getpid") == tracee.pid
 
 
+def test_identity_is_the_guests_in_every_space(tracee):
+    parent = tracee.syscall("getppid")
+    tracee.new_as()
+    for space in (None, 0, 1):
+        assert tracee.syscall("getpid", space=space) == tracee.pid
+        assert tracee.syscall("gettid", space=space) == tracee.pid
+        assert tracee.syscall("getppid", space=space) == parent
+
+
 def test_slots_fill_then_no_free_slot(tracee):
     assert [tracee.new_as() for _ in range(rasm.N_MM - 1)] == list(range(1, rasm.N_MM))
     assert tracee.address_spaces == list(range(rasm.N_MM))

@@ -75,6 +75,8 @@ HOLDER_CLONE_FLAGS = CLONE_FS | CLONE_FILES | CLONE_SYSVSEM
 SECCOMP_STOP_STATUS = ((signal.SIGTRAP | EVENT_SECCOMP << 8) << 8) | 0x7F
 
 
+_NR_GETPPID = arch.syscall_number("getppid")
+_IDENTITY_CALLS = frozenset({"getpid", "gettid", "getppid", *emulation.IDENTITY_CALLS})
 
 
 class ProcessGuest:
@@ -236,7 +238,12 @@ class ProcessGuest:
         return procfs.maps(self.process_for(space).pid)
 
     def syscall(self, name: str | int, args: tuple[int, ...], space: int | None) -> int:
-        """Tracee.syscall's hot path: the current space needs no lookup."""
+        """Tracee.syscall's hot path: the current space needs no lookup.
+
+        The guest's identity is P's in every slot, as for its own calls."""
+        if self.table and name in _IDENTITY_CALLS:
+            self.process_for(space)  # the slot must exist all the same
+            return self.ppid() if name in ("getppid", _NR_GETPPID) else self.pid
         if space is None and self.finished is None:
             return self.running.call_args(name, args)
         return self.process_for(space).call_args(name, args)
