@@ -55,6 +55,17 @@ def test_other_space_io_leaves_the_guest_where_it_was(ops, mechanism):
         assert table_state(t.pid)[0] == 0
 
 
+def test_a_refilled_slot_is_read_afresh(ops, mechanism):
+    """The descriptor kept for a slot goes with the slot."""
+    with spawn(ops, mechanism) as t:
+        addr = t.mmap(0, PAGE, 3, 0x22)
+        t.new_as()
+        t.write(addr, b"old one", space=1)
+        t.drop_as(1)
+        assert t.new_as() == 1
+        assert t.read(addr, 7, space=1) == bytes(7)
+
+
 def test_guest_calls_run_natively_with_the_native_result(seed_demo, mechanism):
     native = subprocess.run([seed_demo], capture_output=True, timeout=60)
     under = subprocess.run([sys.executable, "-m", "rasm.cli", "run", "--backend", "kernel",

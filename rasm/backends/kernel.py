@@ -19,9 +19,11 @@ Memory of a slot that is not current is read and written through a
 /proc/<pid>/mem descriptor opened while that slot was current: the
 descriptor keeps that slot's mm (kernel-patch/README.md, "Reading and
 writing a non-current AS"), so one pair of switches per slot and stop buys
-any number of reads.  The descriptors are closed whenever the guest runs:
-it may drop a slot and fill it again with another mm, so a descriptor is
-only known to name slot k's mm while the guest stays stopped.
+any number of reads.  Switching does not change which mm a slot holds, so
+the descriptors survive rasm's switches; a slot's is closed when rasm drops
+the slot, and all are closed whenever the guest runs: it may drop a slot
+and fill it again with another mm, so a descriptor is only known to name
+slot k's mm while the guest stays stopped.
 """
 
 from __future__ import annotations
@@ -203,8 +205,7 @@ class KernelGuest:
     def _do(self, nr: int, slot: int = 0) -> int:
         """Run one table operation through the mechanism; raise on failure."""
         ret = self._run(nr, slot)
-        self._close_mem_fds()  # a slot may have gone, or the current one changed
-        self.proc.close()  # its cached /proc/pid/mem names the old current mm
+        self._table_changed(nr, slot, ret)
         if ret < 0:
             _raise_for({NR_NEW_AS: "new_as", NR_SWITCH_AS: "switch_as"}.get(nr, "drop_as"),
                        -ret, slot)
@@ -265,6 +266,14 @@ class KernelGuest:
                 raise BadSlot(f"address space {slot} is empty")
             self._mem_fds[slot] = self._in_slot(slot, "memory", self._open_mem)
         return self._mem_fds[slot], False
+
+    def _table_changed(self, nr: int, slot: int, ret: int) -> None:
+        """Forget the descriptors an operation made stale: the one of a
+        dropped slot, and the injection engine's own, which names whatever
+        was current (a slot keeps its mm otherwise, so the others stay)."""
+        self.proc.close()
+        if nr == NR_DROP_AS and ret == 0 and slot in self._mem_fds:
+            os.close(self._mem_fds.pop(slot))
 
     def _open_mem(self) -> int:
         try:
@@ -333,8 +342,7 @@ class KernelGuest:
         before = self._table()[0]
         slot = self.proc.regs().rdi & 0xFFFFFFFF
         ret = self._run(nr, slot)
-        self._close_mem_fds()
-        self.proc.close()
+        self._table_changed(nr, slot, ret)
         regs = self.proc.regs()
         arch.set_return(regs, ret)
         self.proc.set_regs(regs)
