@@ -493,4 +493,59 @@ TEST(sigkill_of_stopped_tracee_with_table)
 	}
 }
 
+/*
+ * A thread that has been joined no longer shares the mm, even while its
+ * zombie waits for a tracer to reap it (the kernel still counts it in
+ * nr_threads): new_as right after pthread_join() must not be EBUSY.  The
+ * tracer holds the zombie for as long as the test needs, so the old check
+ * fails every time, not only when the exit is slow.
+ */
+static int tid_pipe[2], go_pipe[2], held_pipe[2], done_pipe[2];
+
+static void *report_tid_then_exit(void *arg)
+{
+	pid_t tid = gettid();
+	char c;
+
+	if (write(tid_pipe[1], &tid, sizeof(tid)) != sizeof(tid) ||
+	    read(go_pipe[0], &c, 1) != 1)
+		return arg;
+	return NULL;
+}
+
+TEST(new_as_right_after_join_while_a_tracer_holds_the_zombie)
+{
+	pthread_t t;
+	pid_t tid, reaper;
+	int status;
+	char c;
+
+	ASSERT_EQ(pipe(tid_pipe) | pipe(go_pipe) | pipe(held_pipe) | pipe(done_pipe), 0);
+	ASSERT_EQ(pthread_create(&t, NULL, report_tid_then_exit, NULL), 0);
+	ASSERT_EQ(read(tid_pipe[0], &tid, sizeof(tid)), sizeof(tid));
+	prctl(PR_SET_PTRACER, PR_SET_PTRACER_ANY);	/* for Yama, if present */
+	reaper = fork();
+	ASSERT_TRUE(reaper >= 0);
+	if (reaper == 0) {
+		/*
+		 * Trace the thread; reap its zombie only when told to.  If the
+		 * test dies first, done_pipe reads EOF and our exit releases
+		 * the zombie (a group leader is not reaped before its threads).
+		 */
+		close(done_pipe[1]);
+		if (ptrace(PTRACE_SEIZE, tid, 0, 0) || write(held_pipe[1], "h", 1) != 1)
+			_exit(2);
+		if (read(done_pipe[0], &c, 1) != 1 || waitpid(tid, &status, __WALL) != tid)
+			_exit(3);
+		_exit(0);
+	}
+	ASSERT_EQ(read(held_pipe[0], &c, 1), 1);
+	ASSERT_EQ(write(go_pipe[1], "g", 1), 1);
+	ASSERT_EQ(pthread_join(t, NULL), 0);
+	ASSERT_EQ(new_as(), 1);
+	ASSERT_EQ(write(done_pipe[1], "d", 1), 1);
+	ASSERT_EQ(waitpid(reaper, &status, 0), reaper);
+	ASSERT_EQ(status, 0);
+}
+
 TEST_MAIN
