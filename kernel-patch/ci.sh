@@ -6,9 +6,8 @@
 # examples/seed_demo.c (when present), and runs them in the VM (vm.sh) on
 # both kernels; on the normal kernel also rasm's pytest suite on the kernel
 # backend (rasm-suite.sh, needs `make install`).  Every TAP result counts;
-# a kernel splat, oops or timeout in
-# a VM run fails that run.  Last line: "N passed, M failed".  Exit status 0
-# only when nothing failed.
+# a kernel splat, oops or timeout in a VM run fails that run.  Last line:
+# "N passed, M failed".  Exit status 0 only when nothing failed.
 #
 # Environment: MULTIAS_CYCLES_DEBUG (default 5000) create/drop cycles of the
 # leak test on the debug kernel (100000 on the normal one).
