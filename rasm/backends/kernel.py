@@ -56,20 +56,16 @@ from ..errors import (
     RemoteSyscallError,
     SlotBusy,
     TraceeGone,
-    raise_for_errno,
 )
 from ..events import Event, Mapping
 from ..inject import (
     EVENT_EXEC,
     EVENT_SECCOMP,
-    EVENT_STOP,
     O_EXITKILL,
     O_TRACEEXEC,
     O_TRACESECCOMP,
     O_TRACESYSGOOD,
     PTRACE_DETACH,
-    PTRACE_INTERRUPT,
-    PTRACE_SEIZE,
     RemoteProcess,
     event_of,
     gadget_syscall,
@@ -286,28 +282,24 @@ class KernelGuest:
             os.close(fd)
         self._mem_fds.clear()
 
-    def read(self, addr: int, size: int, space: int | None) -> bytes:
+    def _mem_io(self, what: str, space: int | None, io: Callable[[int], object]):
         fd, temporary = self._mem_fd(space)
         try:
-            data = os.pread(fd, size, addr)
+            return io(fd)
         except OSError as e:
-            raise RemoteSyscallError("read memory", e.errno) from None
+            raise RemoteSyscallError(what, e.errno) from None
         finally:
             if temporary:
                 os.close(fd)
+
+    def read(self, addr: int, size: int, space: int | None) -> bytes:
+        data = self._mem_io("read memory", space, lambda fd: os.pread(fd, size, addr))
         if len(data) != size:
-            raise RemoteSyscallError("read memory", errno.EFAULT)
+            raise RemoteSyscallError("read memory", errno.EFAULT)  # ran off a mapping
         return data
 
     def write(self, addr: int, data: bytes, space: int | None) -> None:
-        fd, temporary = self._mem_fd(space)
-        try:
-            n = os.pwrite(fd, data, addr)
-        except OSError as e:
-            raise RemoteSyscallError("write memory", e.errno) from None
-        finally:
-            if temporary:
-                os.close(fd)
+        n = self._mem_io("write memory", space, lambda fd: os.pwrite(fd, data, addr))
         if n != len(data):
             raise RemoteSyscallError("write memory", errno.EFAULT)
 
@@ -506,33 +498,17 @@ class KernelBackend:
         return guest
 
     def attach(self, pid: int, slots: int, mechanism: str | None = None) -> KernelGuest:
+        from .spawn import release, seize
+
         mechanism = check_mechanism(self, mechanism)
         nslots = check_slots(slots)
-        r = lib.rasm_ptrace(PTRACE_SEIZE, pid, 0, KERNEL_TRACE_OPTIONS)
-        if r < 0:
-            raise_for_errno(-r, f"attach to {pid}")
-        proc = RemoteProcess(pid, stopped=False)
+        proc, _ = seize(pid, KERNEL_TRACE_OPTIONS, pass_signals=True)
         guest = KernelGuest(proc, nslots, mechanism, attached=True)
         try:
-            proc.ptrace(PTRACE_INTERRUPT)
-            while True:
-                _, status = wait(pid)
-                proc.note_stop(status)
-                if not proc.alive:
-                    raise TraceeGone(f"process {pid} exited while attaching")
-                if event_of(status) == EVENT_STOP:
-                    break
-                proc.resume(proc.stop_signal)  # delivered natively, as if we were not here
             _install_stubs(proc)
         except BaseException:
             guest.session.forget(pid)
-            if proc.alive and proc.stopped:
-                try:
-                    proc.restore()
-                    proc.ptrace(PTRACE_DETACH)
-                except RasmError:
-                    pass
-            proc.close()
+            release(proc)
             raise
         return guest
 

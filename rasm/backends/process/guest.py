@@ -38,7 +38,6 @@ from ...errors import (
     SlotBusy,
     TraceeGone,
     UnsupportedOperation,
-    raise_for_errno,
 )
 from ...events import Event, Mapping
 from ...inject import (
@@ -50,7 +49,6 @@ from ...inject import (
     EVENT_VFORK,
     PTRACE_DETACH,
     PTRACE_INTERRUPT,
-    PTRACE_SEIZE,
     TRACE_OPTIONS,
     RemoteProcess,
     check,
@@ -369,16 +367,11 @@ class ProcessGuest:
 
     def abandon(self) -> None:
         """Attaching failed: put the process back as it was and let it go."""
-        p = self.identity
-        self.session.forget(p.pid)
+        from ..spawn import release
+
+        self.session.forget(self.pid)
         self.finished = Event("detached", self.pid)
-        if p.alive and p.stopped:
-            try:
-                p.restore()
-                p.ptrace(PTRACE_DETACH)
-            except RasmError:
-                pass
-        p.close()
+        release(self.identity)
 
     def close(self) -> None:
         """End tracing: detach an attached guest when possible, else kill."""
@@ -556,25 +549,16 @@ class ProcessBackend:
         return guest
 
     def attach(self, pid: int, slots: int, mechanism: str | None = None) -> ProcessGuest:
+        from ..spawn import seize
+
         check_mechanism(self, mechanism)
         nslots = check_slots(slots)
-        r = lib.rasm_ptrace(PTRACE_SEIZE, pid, 0, TRACE_OPTIONS)
-        if r < 0:
-            raise_for_errno(-r, f"attach to {pid}")
-        proc = RemoteProcess(pid, stopped=False)
+        proc, held = seize(pid, TRACE_OPTIONS, pass_signals=False)
         guest = ProcessGuest(proc, nslots)
         guest.attached = True
+        for sig, info in held:
+            guest.signals.defer(sig, info)
         try:
-            proc.ptrace(PTRACE_INTERRUPT)
-            while True:
-                _, status = wait(pid)
-                proc.note_stop(status)
-                if not proc.alive:
-                    raise TraceeGone(f"process {pid} exited while attaching")
-                if event_of(status) == EVENT_STOP:
-                    break
-                guest.signals.defer(proc.stop_signal, proc.siginfo())
-                proc.resume()
             install_stub(proc)
             install_filter(proc, seccomp.build(MULTIAS_SYSCALLS))
             # Threads that exist already are not traced: new_as refuses them.
