@@ -49,7 +49,9 @@ fi
 
 if [ $selftests = 1 ]; then
 	for k in "${kernels[@]}"; do
-		opt=()
+		# The normal kernel's run includes rasm's suite (two passes):
+		# about 15 min on an idle 2-core host, twice that when it is busy.
+		opt=(--timeout 3600)
 		cycles=100000
 		if [ "$k" = debug ]; then
 			opt=(--debug)
